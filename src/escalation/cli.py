@@ -1,0 +1,287 @@
+"""The `escalate` command line: run the skill, validate packs, check draft replies.
+
+Exit codes: 0 success; 1 a check failed (`--strict`) or `check-update` found problems;
+2 bad input (case, pack or draft) — a one-line message says what and where;
+70 an internal error (a bug in this project; `--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .case import Case, load_case
+from .customer_safe import check_update, context_for_case
+from .engine import run as run_engine
+from .errors import EscalationError, InputError
+from .pack import Pack, load_pack
+from .render import render_packet
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+policy_app = typer.Typer(no_args_is_help=True, help="Validate and inspect policy packs.")
+app.add_typer(policy_app, name="policy")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_PACK = PACKAGE_DIR / "packs" / "lumen"
+DEMO_CASES = PACKAGE_DIR / "demo"
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+
+
+def _guard(debug: bool, fn: Callable[[], T]) -> T:
+    """Run a command body: user errors are one line and exit 2; bugs exit 70."""
+    try:
+        return fn()
+    except EscalationError as e:
+        if debug:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except typer.Exit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the boundary that turns bugs into a clear message
+        if debug:
+            traceback.print_exc()
+        err.print(f"[bold red]internal error (a bug in escalate):[/] {type(e).__name__}: {e} — rerun with --debug",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(70) from None
+
+
+def case_paths(paths: list[Path]) -> list[Path]:
+    """Case files named or found in folders (`*.case.json`, else `*.json`); never `*.gold.json`."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.case.json")) or sorted(x for x in p.glob("*.json")
+                                                            if not x.name.endswith(".gold.json"))
+            if not found:
+                raise InputError(f"{p}: no *.case.json files in this folder")
+            out.extend(found)
+        elif p.name.endswith(".gold.json"):
+            raise InputError(f"{p}: a gold label file, not a case; pass the matching .case.json")
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+def _load_policy(policy: Path | None) -> Pack:
+    return load_pack(policy or BUNDLED_PACK)
+
+
+def _progress(total: int) -> Progress:
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err, transient=True, disable=total < 2)
+
+
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", "-p", help="policy pack folder (default: bundled Lumen)")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+
+
+@app.command()
+def run(
+    cases: Annotated[list[Path], typer.Argument(help="case files or folders of *.case.json")],
+    policy: PolicyOpt = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text, json, or jsonl (one packet per line)")] = (
+        Format.text),
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when any packet fails a check")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write packets here, not stdout")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Produce the escalation packet for each case."""
+
+    def body() -> None:
+        pack = _load_policy(policy)
+        paths = case_paths(cases)
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        console = Console(file=out, soft_wrap=False) if fmt is Format.text else None
+        failed_checks = bad_input = 0
+        try:
+            with _progress(len(paths)) as progress:
+                task = progress.add_task("escalating", total=len(paths))
+                for path in paths:
+                    try:
+                        packet = run_engine(load_case(path), pack)
+                    except InputError as e:
+                        if len(paths) == 1:
+                            raise
+                        bad_input += 1
+                        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+                        progress.advance(task)
+                        continue
+                    failed_checks += packet.needs_review
+                    if fmt is Format.json and len(paths) == 1:
+                        out.write(packet.to_json() + "\n")
+                    elif fmt in (Format.jsonl, Format.json):
+                        out.write(packet.to_json(indent=None) + "\n")
+                    else:
+                        assert console is not None
+                        render_packet(packet, console)
+                    progress.advance(task)
+        finally:
+            if output:
+                out.close()
+        if len(paths) > 1:
+            err.print(f"{len(paths) - bad_input} packets, {failed_checks} need review, {bad_input} bad inputs",
+                      highlight=False)
+        if bad_input:
+            raise typer.Exit(2)
+        if strict and failed_checks:
+            raise typer.Exit(1)
+
+    _guard(debug, body)
+
+
+@app.command()
+def demo(debug: DebugOpt = False,
+         full: Annotated[bool, typer.Option("--full", help="print every packet in full")] = False) -> None:
+    """Run the bundled Lumen pack over the bundled demo cases; no set-up needed."""
+
+    def body() -> None:
+        from rich.table import Table
+
+        pack = load_pack(BUNDLED_PACK)
+        paths = sorted(DEMO_CASES.glob("*.case.json"))
+        console = Console()
+        console.print(f"[bold]{pack.name}[/] {pack.version}  {pack.content_hash[:23]}…  "
+                      f"({len(pack.severity.rules)} severity rules, {len(pack.routing.areas)} product areas)")
+        table = Table(title=f"{len(paths)} demo cases", expand=True)
+        for col in ("case", "severity", "area → owner", "triggers", "missing", "checks"):
+            table.add_column(col)
+        packets = []
+        for path in paths:
+            packet = run_engine(load_case(path), pack)
+            packets.append(packet)
+            table.add_row(packet.case_id, f"{packet.severity.level} {packet.severity.section}",
+                          f"{packet.product_area} → {packet.owner.team}",
+                          ", ".join(t.key for t in packet.triggers) or "—",
+                          ", ".join(m.key for m in packet.missing_info) or "—",
+                          "[red]review[/]" if packet.needs_review else "[green]pass[/]")
+        console.print(table)
+        for packet in packets if full else packets[:1]:
+            render_packet(packet, console)
+        if not full:
+            console.print("[dim]escalate demo --full prints every packet; escalate run CASE --format json "
+                          "gives the JSON[/dim]")
+
+    _guard(debug, body)
+
+
+@app.command("check-update")
+def check_update_cmd(
+    draft: Annotated[Path, typer.Argument(help="a draft customer reply (text file, or - for stdin)")],
+    policy: PolicyOpt = None,
+    case: Annotated[Path | None, typer.Option("--case", help="the case, to also catch its internal names "
+                                                               "and copied internal notes")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="findings as JSON")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a draft customer reply against the pack's customer-safe language rules."""
+
+    def body() -> None:
+        pack = _load_policy(policy)
+        text = _read_draft(draft)
+        ctx = None
+        if case is not None:
+            c: Case = load_case(case)
+            ctx = context_for_case(c, other_customers=[a.name for a in pack.accounts if a.id != c.account.id])
+        findings = check_update(text, pack.language, ctx)
+        if as_json:
+            print(json.dumps([f.__dict__ for f in findings], indent=1, ensure_ascii=False))
+        else:
+            console = Console()
+            if not findings:
+                console.print("[green]clean:[/] no customer-safe rule is broken")
+            for f in findings:
+                line = text.count("\n", 0, f.start) + 1
+                console.print(f"{draft}:{line}: [bold red]{f.rule}[/] ({f.section}) [yellow]{f.words!r}[/] — "
+                              f"{f.message}", highlight=False, soft_wrap=True)
+        if findings:
+            raise typer.Exit(1)
+
+    _guard(debug, body)
+
+
+def _read_draft(path: Path) -> str:
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 at byte {e.start}") from None
+    if not text.strip():
+        raise InputError(f"{path}: the draft is empty")
+    return text
+
+
+@policy_app.command("check")
+def policy_check(pack_dir: Annotated[Path, typer.Argument(help="policy pack folder")], debug: DebugOpt = False) -> None:
+    """Validate a pack: every file, rule, pattern and template; errors name file and line."""
+
+    def body() -> None:
+        pack = load_pack(pack_dir)
+        console = Console()
+        console.print(f"[green]ok[/] {pack.name} {pack.version} ({pack.content_hash})")
+        console.print(f"  {len(pack.severity.rules)} severity rules over {len(pack.severity.facts)} facts; "
+                      f"{len(pack.triggers.triggers)} triggers; {len(pack.sla.targets)} SLA rows; "
+                      f"{len(pack.routing.areas)} product areas; {len(pack.required_info.items)} required-info items; "
+                      f"{len(pack.language.forbidden)} language rules; {len(pack.sections)} handbook sections; "
+                      f"{len(pack.docs)} docs; {len(pack.accounts)} accounts")
+
+    _guard(debug, body)
+
+
+@policy_app.command("schema")
+def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write one JSON Schema per pack file")],
+                  debug: DebugOpt = False) -> None:
+    """Write JSON Schemas for the pack files, so YAML editors validate as people type."""
+
+    def body() -> None:
+        from . import pack as p
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        models: dict[str, Any] = {
+            "skill": p.SkillContract, "severity": p.SeverityPolicy, "triggers": p.TriggerPolicy, "sla": p.SlaPolicy,
+            "routing": p.Routing, "actions": p.ActionsPolicy, "required_info": p.RequiredInfo,
+            "vocabulary": p.Vocabulary, "language": p.LanguageRules,
+        }
+        for name, model in models.items():
+            (out_dir / f"{name}.schema.json").write_text(json.dumps(model.model_json_schema(), indent=1) + "\n")
+        Console().print(f"wrote {len(models)} schemas to {out_dir}")
+
+    _guard(debug, body)
+
+
+def iter_packets(paths: list[Path], pack: Pack) -> Iterator[Any]:
+    for path in paths:
+        yield run_engine(load_case(path), pack)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
