@@ -38,6 +38,12 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
+class ToneCheckOpt(str, Enum):
+    facts = "facts"
+    text = "text"
+    off = "off"
+
+
 class Format(str, Enum):
     text = "text"
     json = "json"
@@ -103,6 +109,9 @@ def run(
         Format.text),
     strict: Annotated[bool, typer.Option("--strict", help="exit 1 when any packet fails a check")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write packets here, not stdout")] = None,
+    tone_check: Annotated[ToneCheckOpt, typer.Option(
+        "--tone-check", help="facts: vary tone facts and priority (fast); text: also rewrite the customer's "
+                             "messages angrier and calmer and re-run (thorough); off")] = ToneCheckOpt.facts,
     debug: DebugOpt = False,
 ) -> None:
     """Produce the escalation packet for each case."""
@@ -118,7 +127,7 @@ def run(
                 task = progress.add_task("escalating", total=len(paths))
                 for path in paths:
                     try:
-                        packet = run_engine(load_case(path), pack)
+                        packet = run_engine(load_case(path), pack, tone_check=tone_check.value)
                     except InputError as e:
                         if len(paths) == 1:
                             raise
@@ -167,7 +176,7 @@ def demo(debug: DebugOpt = False,
             table.add_column(col)
         packets = []
         for path in paths:
-            packet = run_engine(load_case(path), pack)
+            packet = run_engine(load_case(path), pack, tone_check="text")
             packets.append(packet)
             table.add_row(packet.case_id, f"{packet.severity.level} {packet.severity.section}",
                           f"{packet.product_area} → {packet.owner.team}",

@@ -8,14 +8,16 @@ case and pack give the same packet, byte for byte.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from .assessment import Assessment, assess
 from .case import Case
 from .compose import compose
 from .documents import index_for
 from .evidence import collect
-from .facts import Facts, extract
+from .facts import Fact, Facts, ToneFacts, extract
 from .pack import Pack
 from .packet import (
     Check,
@@ -68,22 +70,51 @@ def _calm(text: str) -> str:
                   else m.group(1), text)
 
 
-def run(case: Case, pack: Pack, *, check_tone: bool = True) -> Packet:
-    """The escalation packet for a case under a pack."""
+ToneCheck = Literal["facts", "text", "off"]
+
+
+def _tone_fact_variants(case: Case, facts: Facts, pack: Pack) -> list[tuple[str, str, list[str]]]:
+    """Severity and triggers with the tone facts removed or maxed and the priority flipped.
+
+    Cheap (no re-extraction): proves the assessment does not read tone or priority.
+    """
+    out = []
+    quote_from = facts.symptoms[:1] or [facts.area]
+    loud = ToneFacts(facts=[Fact(key=f"tone:{k}", statement=k, sources=quote_from[0].sources)
+                            for k in ("anger", "capitals", "urgency", "threat_churn", "threat_legal")],
+                     threat=Fact(key="threat", statement="threat", sources=quote_from[0].sources))
+    for name, tone, priority in (("tone maxed, priority urgent", loud, "urgent"),
+                                 ("tone removed, priority low", ToneFacts(), "low")):
+        data = case.model_dump(mode="json", by_alias=True)
+        data["ticket"]["priority"] = priority
+        ev = collect(Case.model_validate(data), pack)
+        va = assess(ev, replace(facts, tone=tone), pack)
+        out.append((name, va.severity.level, [t.key for t in va.triggers]))
+    return out
+
+
+def run(case: Case, pack: Pack, *, tone_check: ToneCheck = "facts") -> Packet:
+    """The escalation packet for a case under a pack.
+
+    tone_check: "facts" varies the tone facts and the priority and re-assesses (cheap);
+    "text" also rewrites the customer's messages angrier and calmer and re-extracts
+    (thorough, about three times the cost); "off" skips the check.
+    """
     ev = collect(case, pack)
     facts = extract(ev, pack, index_for(pack))
     a = assess(ev, facts, pack)
     comp = compose(ev, facts, a, pack)
 
     def variants() -> list[tuple[str, str, list[str]]]:
-        out = []
-        for name, v in tone_variants(case):
-            _, va = analyse(v, pack)
-            out.append((name, va.severity.level, [t.key for t in va.triggers]))
+        out = _tone_fact_variants(case, facts, pack)
+        if tone_check == "text":
+            for name, v in tone_variants(case):
+                _, va = analyse(v, pack)
+                out.append((name + " messages", va.severity.level, [t.key for t in va.triggers]))
         return out
 
     checks: list[Check] = run_checks(ev, pack, a, comp.claims, comp.customer_update,
-                                     variants if check_tone else None)
+                                     variants if tone_check != "off" else None)
     sev = a.severity
     sla = a.sla
     wa = facts.workaround

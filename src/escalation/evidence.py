@@ -13,15 +13,64 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from bisect import bisect_right
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from .case import Case
 from .pack import Pack
+from .patterns import Matcher
 
 Role = Literal["customer", "agent", "engineer", "csm", "system", "docs", "attachment", "account", "related",
                "incident", "policy", "ticket"]
 STAFF_ROLES = ("agent", "engineer", "csm")
+
+
+@lru_cache(maxsize=4096)
+def _spans_cached(rx: Matcher, text: str) -> tuple[tuple[int, int], ...]:
+    """Shared across runs: the tone-variant re-runs rescan only the messages they change."""
+    if len(text) <= SCAN_LIMIT:
+        return tuple(rx.spans(text))
+    out: list[tuple[int, int]] = []
+    for a, b in scan_ranges(text):
+        out.extend(rx.spans(text, a, b))
+    return tuple(out)
+
+
+SCAN_LIMIT = 256 * 1024
+"""Texts longer than this (big logs) are scanned in their informative parts only."""
+
+_ERRORISH = re.compile(r"ERROR|FATAL|Exception|failed|FAILED|error", re.M)
+
+
+@lru_cache(maxsize=64)
+def scan_ranges(text: str, head_lines: int = 400, tail_lines: int = 200, max_error_lines: int = 2000
+                ) -> tuple[tuple[int, int], ...]:
+    """Line ranges of a big text worth reading: its head, its tail and its error lines.
+
+    Keeps extraction cost bounded on a multi-megabyte log while the drain3 signatures
+    still read every line.
+    """
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    n = len(starts)
+    keep: set[int] = set(range(min(head_lines, n))) | set(range(max(0, n - tail_lines), n))
+    errors = 0
+    for m in _ERRORISH.finditer(text):
+        if errors >= max_error_lines:
+            break
+        i = bisect_right(starts, m.start()) - 1
+        if i not in keep:
+            keep.add(i)
+            errors += 1
+    ranges: list[tuple[int, int]] = []
+    for i in sorted(keep):
+        a = starts[i]
+        b = starts[i + 1] if i + 1 < n else len(text)
+        if ranges and ranges[-1][1] == a:
+            ranges[-1] = (ranges[-1][0], b)
+        else:
+            ranges.append((a, b))
+    return tuple(ranges)
 
 
 @dataclass(frozen=True)
@@ -39,6 +88,24 @@ class Source:
     @cached_property
     def sentences(self) -> tuple[Sentence, ...]:
         return tuple(split_sentences(self))
+
+    def spans(self, rx: Matcher) -> tuple[tuple[int, int], ...]:
+        """Match spans of a regex over the whole text, computed once per source and regex.
+
+        Extractors ask many concepts of many sentences; one scan per source is far cheaper
+        than one search per sentence.
+        """
+        cache: dict[str, tuple[tuple[int, int], ...]] = self.__dict__.setdefault("_spans", {})
+        hit = cache.get(rx.pattern)
+        if hit is None:
+            hit = cache[rx.pattern] = _spans_cached(rx, self.text)
+        return hit
+
+    def sentence_at(self, pos: int) -> Sentence | None:
+        for s in self.sentences:
+            if s.start <= pos < s.end:
+                return s
+        return None
 
 
 @dataclass(frozen=True)
@@ -68,11 +135,23 @@ def split_sentences(source: Source) -> list[Sentence]:
     """Sentences (or log lines) of a source, trimmed, with exact offsets."""
     text = source.text
     out: list[Sentence] = []
-    pos = 0
-    for m in _BOUNDARY.finditer(text):
-        _append(out, source, pos, m.start())
-        pos = m.end()
-    _append(out, source, pos, len(text))
+    if source.kind == "subject":
+        return _subject_sentence(source)
+    ranges = ((0, len(text)),) if len(text) <= SCAN_LIMIT else scan_ranges(text)
+    for start, end in ranges:
+        pos = start
+        for m in _BOUNDARY.finditer(text, start, end):
+            _append(out, source, pos, m.start())
+            pos = m.end()
+        _append(out, source, pos, end)
+    return out
+
+
+def _subject_sentence(source: Source) -> list[Sentence]:
+    subject = source.text.split("} ", 1)[1] if "} " in source.text else source.text
+    start = len(source.text) - len(subject)
+    out: list[Sentence] = []
+    _append(out, source, start, len(source.text))
     return out
 
 
@@ -99,10 +178,13 @@ class Evidence:
 
     @cached_property
     def by_ref(self) -> dict[str, Source]:
-        return {s.ref: s for s in self.sources}
+        return {s.ref: s for s in self.sources if s.kind != "subject"}
 
     def case_sources(self) -> tuple[Source, ...]:
         return tuple(s for s in self.sources if s.kind not in ("handbook", "doc"))
+
+    def subject(self) -> Source:
+        return next(s for s in self.sources if s.kind == "subject")
 
     def events(self) -> tuple[Source, ...]:
         return tuple(s for s in self.sources if s.kind == "ticket_event")
@@ -124,8 +206,12 @@ def collect(case: Case, pack: Pack) -> Evidence:
     sources: list[Source] = []
     t = case.ticket
     ticket_fields = {k: v for k, v in t.model_dump(mode="json").items() if k != "events"}
-    sources.append(Source(ref="ticket", kind="ticket", text=json.dumps(ticket_fields, ensure_ascii=False),
-                          visibility="internal", role="ticket", at=t.created_at, order=-1))
+    ticket_text = json.dumps(ticket_fields, ensure_ascii=False) + " " + t.subject
+    sources.append(Source(ref="ticket", kind="ticket", text=ticket_text, visibility="internal", role="ticket",
+                          at=t.created_at, order=-1))
+    # the subject is the customer's own words: a sentence of evidence like their messages
+    sources.append(Source(ref="ticket", kind="subject", text=ticket_text, visibility="public", role="customer",
+                          author=t.requester.name, at=t.created_at, order=-1))
     for i, ev in enumerate(t.events):
         if ev.changes:
             text = (ev.body + " " if ev.body else "") + json.dumps(ev.changes, ensure_ascii=False)

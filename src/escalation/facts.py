@@ -22,6 +22,7 @@ from .documents import DocIndex, Passage
 from .evidence import STAFF_ROLES, Evidence, Sentence, Source, is_log_line
 from .logs import LogSignature, error_signatures, signature_tokens
 from .pack import Concept, Pack
+from .patterns import Matcher, compile_pattern
 
 Visibility = Literal["public", "internal"]
 
@@ -70,12 +71,25 @@ def _negated(text: str, start: int) -> bool:
 def matches(concept: Concept, sentences: list[Sentence], *, allow_negated: bool = True) -> list[Sentence]:
     """Sentences whose author's role the concept accepts and whose text matches it."""
     out = []
+    rx = concept.regex
     for s in sentences:
         if concept.roles is not None and _role(s) not in concept.roles:
             continue
-        for m in concept.regex.finditer(s.text):
-            if allow_negated or not _negated(s.text, m.start()):
+        for a, b in s.source.spans(rx):
+            if s.start <= a < s.end and b <= s.end and (allow_negated or not _negated(s.source.text, a)):
                 out.append(s)
+                break
+    return out
+
+
+def sentence_hits(rx: Matcher, sentences: list[Sentence] | tuple[Sentence, ...]
+                  ) -> list[tuple[Sentence, int, int]]:
+    """(sentence, start, end) for each sentence holding a match of rx; one scan per source."""
+    out = []
+    for s in sentences:
+        for a, b in s.source.spans(rx):
+            if s.start <= a < s.end and b <= s.end:
+                out.append((s, a, b))
                 break
     return out
 
@@ -191,7 +205,7 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
     voc = pack.vocabulary
     case = ev.case
     C = voc.concept
-    people = ev.sentences(roles=("customer", "agent", "engineer", "csm"), kinds=("ticket_event",))
+    people = ev.sentences(roles=("customer", "agent", "engineer", "csm"), kinds=("ticket_event", "subject"))
     customer = [s for s in people if s.role == "customer"]
     staff = [s for s in people if s.role in STAFF_ROLES]
     internal_staff = [s for s in staff if s.source.visibility == "internal"]
@@ -223,9 +237,10 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
     area, area_fact, scores = _product_area(ev, pack, known_issues)
 
     # -- failure and scope
-    failure = [s for s in matches(C("failure"), customer + staff, allow_negated=False)]
+    failure = [s for s in matches(C("failure"), customer + staff, allow_negated=False)
+               if s.role == "customer" or "?" not in s.text]
     no_impact = matches(C("no_impact"), customer)
-    staff_failure = [s for s in failure if s.role in STAFF_ROLES]
+    staff_failure = [s for s in failure if s.role in STAFF_ROLES and "?" not in s.text]
     question_staff = matches(C("question"), internal_staff) + matches(C("feature_request"), internal_staff)
     question_customer = matches(C("question"), customer) + matches(C("feature_request"), customer)
     expected = [s for s in matches(C("expected_behaviour"), staff) if not re.search(r"\bnot\b.{0,20}expected", s.text)]
@@ -372,9 +387,9 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
     case = ev.case
     scores: dict[str, float] = {a.key: 0.0 for a in routing.areas}
     support: dict[str, list[Sentence]] = {a.key: [] for a in routing.areas}
-    kw = {a.key: re.compile("|".join(f"(?:{k})" for k in a.keywords), re.I) if a.keywords else None
+    kw = {a.key: _compiled("|".join(f"(?:{k})" for k in a.keywords), re.I) if a.keywords else None
           for a in routing.areas}
-    logc = {a.key: re.compile("|".join(f"(?:{k})" for k in a.log_components)) if a.log_components else None
+    logc = {a.key: _compiled("|".join(f"(?:{k})" for k in a.log_components), 0) if a.log_components else None
             for a in routing.areas}
     team_re = {a.key: re.compile(rf"\b{re.escape(a.team)}\b") for a in routing.areas}
     neg = re.compile(pack.vocabulary.negation_window, re.I)
@@ -388,7 +403,7 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
     eng_owner = case.ticket.engineering_owner or ""
     for a in routing.areas:
         if eng_owner and team_re[a.key].search(eng_owner):
-            scores[a.key] += 4
+            scores[a.key] += 6  # the latest routing decision on the ticket
             s = _field_sentence(ev, eng_owner)
             if s:
                 support[a.key].append(s)
@@ -400,29 +415,31 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
             if a.doc == p.doc:
                 scores[a.key] += 3
     for src in ev.case_sources():
-        if src.kind not in ("ticket_event", "attachment") or src.role == "system":
+        if src.kind not in ("ticket_event", "attachment", "subject") or src.role == "system":
             continue
         weight = 1.0 if src.role == "customer" else 1.5
         for a in routing.areas:
             hit: Sentence | None = None
-            for s in src.sentences:
-                text = s.text
-                if src.kind == "attachment" and logc[a.key] is not None and logc[a.key].search(text):  # type: ignore
-                    hit = hit or s
-                    continue
-                rx = kw[a.key]
-                if rx is None:
-                    continue
-                m = rx.search(text)
-                if not m:
-                    continue
-                before = text[max(0, m.start() - 25):m.start()]
-                if neg.search(before) and src.role in STAFF_ROLES:
-                    scores[a.key] -= 2.5
-                    continue
-                hit = hit or s
+            lrx = logc[a.key]
+            if src.kind == "attachment" and lrx is not None:
+                for s, _, _ in sentence_hits(lrx, src.sentences)[:1]:
+                    hit = s
+            rx = kw[a.key]
+            distinct: set[str] = set()
+            if rx is not None:
+                for s in src.sentences:
+                    for start, end in src.spans(rx):
+                        if not (s.start <= start < s.end):
+                            continue
+                        before = src.text[max(s.start, start - 25):start]
+                        if neg.search(before) and src.role in STAFF_ROLES:
+                            scores[a.key] -= 2.5
+                            continue
+                        distinct.add(src.text[start:end].lower())
+                        hit = hit or s
             if hit is not None:
-                scores[a.key] += weight if src.kind == "ticket_event" else 2.0
+                bonus = min(2.0, 1.0 + 0.5 * max(0, len(distinct) - 1))
+                scores[a.key] += weight * bonus if src.kind in ("ticket_event", "subject") else 2.0
                 support[a.key].append(hit)
             if src.role == "engineer" and src.visibility == "internal" and \
                     re.search(rf"\b{re.escape(a.team)}\b(?: \w+)? (?:owns|here)", src.text):
@@ -430,6 +447,21 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
                 s2 = _quote_in(src, a.team)
                 if s2:
                     support[a.key].append(s2)
+    # the last hand-off between teams ("Handing to Data Platform", "Sent to Web App") counts most
+    handoff: tuple[str, Sentence] | None = None
+    for src in ev.events():
+        if src.visibility != "internal" or src.role not in STAFF_ROLES:
+            continue
+        for a in routing.areas:
+            m = re.search(rf"\b(?:hand(?:ing|ed)? (?:it |this )?(?:over )?to|sent to|routed to|escalated to|"
+                          rf"passed (?:it |this )?to)\s+{re.escape(a.team)}\b", src.text, re.I)
+            if m:
+                s = src.sentence_at(m.start())
+                if s is not None:
+                    handoff = (a.key, s)
+    if handoff is not None:
+        scores[handoff[0]] += 3
+        support[handoff[0]].append(handoff[1])
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     best, best_score = ranked[0]
     second = ranked[1][1] if len(ranked) > 1 else 0.0
@@ -531,24 +563,30 @@ def _workaround(ev: Evidence, pack: Pack, known: list[Passage], customer: list[S
                     signals.append(Signal(True, s2, -1.0))
                     public_text = public_text or Fact.of("workaround_text", tail, [s2])
     offered = False
-    for s in customer + staff:
+    negative_seen = False
+    for s in sorted(customer + staff, key=lambda x: (x.source.order, x.start)):
         order = float(s.source.order) + s.start / 1e6
         if s.role in STAFF_ROLES:
             if matches(C("no_workaround"), [s]) or matches(C("workaround_fails"), [s]):
                 signals.append(Signal(False, s, order))
+                negative_seen = True
             elif matches(C("workaround_offer"), [s]):
+                # After a reported failure only an explicit workaround counts again: a passing
+                # "you can …" in a multi-topic reply is not a new way to do the task.
+                if negative_seen and not _STRONG_OFFER.search(s.text):
+                    continue
                 offered = True
                 signals.append(Signal(True, s, order))
                 if s.source.visibility == "public":
                     public_text = Fact.of("workaround_text", s.text, [s])
-            elif matches(C("workaround_works"), [s]) and not hedged(s):
+            elif matches(C("workaround_works"), [s]) and not hedged(s) and not _ACK.search(s.text):
                 signals.append(Signal(True, s, order))
         else:
-            if matches(C("workaround_fails"), [s]) or matches(C("no_workaround"), [s]):
+            tried = offered or bool(_TRIED.search(s.text))
+            if (matches(C("workaround_fails"), [s]) or matches(C("no_workaround"), [s])) and tried:
                 signals.append(Signal(False, s, order))
-            elif matches(C("workaround_works"), [s]) and (offered or signals or
-                                                          re.search(r"for the moment|in the meantime|for now|"
-                                                                    r"instead|by hand|manually", s.text, re.I)):
+                negative_seen = True
+            elif matches(C("workaround_works"), [s]) and (offered or signals or _ALTERNATIVE.search(s.text)):
                 signals.append(Signal(True, s, order))
                 if public_text is None:
                     public_text = Fact.of("workaround_text", s.text, [s])
@@ -562,6 +600,12 @@ def _workaround(ev: Evidence, pack: Pack, known: list[Passage], customer: list[S
         return fact, public_text
     fact = Fact.of("workaround", "No working workaround: " + _brief(last.sentence.text), deciding, value=False)
     return fact, None
+
+
+_STRONG_OFFER = re.compile(r"workaround|in the meantime|until (?:it is|this is|then)|keep using|continue to use", re.I)
+_ACK = re.compile(r"\b(?:glad|good to hear|great to hear|thanks for|thank you for)\b", re.I)
+_TRIED = re.compile(r"\b(?:tried|try|trying|workaround|instead|the button|as you said|like you said)\b", re.I)
+_ALTERNATIVE = re.compile(r"for the moment|in the meantime|for now|instead|by hand|manually", re.I)
 
 
 # ---------------------------------------------------------------- billing
@@ -704,27 +748,35 @@ def _provided_info(ev: Evidence, pack: Pack) -> dict[str, Fact]:
     out: dict[str, Fact] = {}
     items = list(pack.required_info.items)
     for item in items:
-        rx = re.compile("|".join(f"(?:{p})" for p in item.patterns), re.I)
-        cue = re.compile(item.cue, re.I) if item.cue else None
-        excl = re.compile(item.exclude, re.I) if item.exclude else None
+        if not item.patterns:
+            continue
+        rx = _compiled("|".join(f"(?:{p})" for p in item.patterns), re.I | re.M)
+        cue = _compiled(item.cue, re.I) if item.cue else None
+        excl = _compiled(item.exclude, re.I) if item.exclude else None
         for src in ev.case_sources():
             role = _src_role(src)
             if role not in item.sources:
                 continue
-            for s in src.sentences:
+            for a, b in src.spans(rx):
+                s = src.sentence_at(a)
+                if s is None or b > s.end:
+                    continue
                 if src.kind == "ticket_event" and re.match(r"^(Date|From|To|Sent|Subject):", s.text):
                     continue
                 if excl is not None and excl.search(s.text):
                     continue
-                m = rx.search(s.text)
-                if not m or (cue is not None and not cue.search(s.text)):
+                if cue is not None and not cue.search(s.text):
                     continue
-                out[item.key] = Fact.of(f"provided:{item.key}", f"{item.key} is given: {_brief(m.group(0), 80)}",
+                out[item.key] = Fact.of(f"provided:{item.key}", f"{item.key} is given: {_brief(src.text[a:b], 80)}",
                                         [s])
                 break
             if item.key in out:
                 break
     return out
+
+
+def _compiled(pattern: str, flags: int) -> Matcher:
+    return compile_pattern(pattern, ignore_case=bool(flags & re.I), multiline=bool(flags & re.M))
 
 
 def _src_role(src: Source) -> str:

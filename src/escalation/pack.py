@@ -36,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .customer_safe import LanguageRules
+from .patterns import Matcher, alternation, compile_pattern
 from .errors import PackError
 from .sla import SlaPolicy
 
@@ -242,7 +243,7 @@ class InfoItem(_Model):
     question: str
     defect_only: bool = Field(True, description="not asked for questions and feature requests")
     shown_error_only: bool = False
-    patterns: list[str] = Field(description="regexes; a match in the evidence means the item is provided")
+    patterns: list[str] = Field(default=[], description="regexes; a match in the evidence means the item is provided")
     needs_date: bool = False
     cue: str | None = Field(None, description="regex that must also occur in the same sentence")
     exclude: str | None = Field(None, description="regex: a sentence matching it does not count")
@@ -274,8 +275,8 @@ class Concept(_Model):
         return [_check_regex(p) for p in v]
 
     @cached_property
-    def regex(self) -> re.Pattern[str]:
-        return re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
+    def regex(self) -> Matcher:
+        return compile_pattern(alternation(self.patterns))
 
 
 REQUIRED_CONCEPTS = (
@@ -436,28 +437,30 @@ def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(path: Path) -> tuple[Any, str]:
     if not path.exists():
         raise PackError(f"{path}: missing; a pack needs {', '.join(PACK_FILES)}")
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml when present)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise PackError(f"{where}: YAML syntax error: {e.problem}") from None
-    return data, node
+    return data, text
 
 
 def _validate(model: type[BaseModel], path: Path) -> Any:
-    data, node = _load_yaml(path)
+    data, text = _load_yaml(path)
     try:
         return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(err["loc"])
-        line = _yaml_line(node, loc)
+        line = _yaml_line(yaml.compose(text, Loader=_Loader), loc)  # nodes only when there is an error
         where = f"{path}:{line}" if line else str(path)
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")

@@ -15,6 +15,7 @@ check is marked `needs_review`; `escalate run --strict` exits non-zero on it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Callable
 
 from .assessment import Assessment, evaluate_rules
@@ -27,6 +28,7 @@ CHECKS = ("claims_grounded", "update_public_only", "update_customer_safe", "seve
           "someone_acts_next")
 
 
+@lru_cache(maxsize=4096)
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text or "").strip().lower()
 
@@ -45,10 +47,14 @@ def check_claims(ev: Evidence, pack: Pack, claims: list[Claim]) -> Check:
     bad: list[str] = []
     if not claims:
         bad.append("the packet has no claims")
+    normalised: dict[str, str | None] = {}
     for c in claims:
         for s in c.sources:
-            text = resolve(ev, pack, s.ref)
-            if text is None or len(_norm(s.quote)) < 3 or _norm(s.quote) not in _norm(text):
+            if s.ref not in normalised:
+                raw = resolve(ev, pack, s.ref)
+                normalised[s.ref] = None if raw is None else _norm(raw)
+            text = normalised[s.ref]
+            if text is None or len(_norm(s.quote)) < 3 or _norm(s.quote) not in text:
                 bad.append(f"{s.ref}: quote not found: {s.quote[:80]!r}")
     return Check(key="claims_grounded", passed=not bad, details=bad[:10])
 
