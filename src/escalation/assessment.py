@@ -205,14 +205,14 @@ def assess_triggers(ev: Evidence, facts: Facts, pack: Pack, sev: SeverityResult,
     levels = pack.severity.levels
     defs = {t.key: t for t in pack.triggers.triggers}
 
-    def add(key: str, reason: str, fs: list[Fact]) -> None:
+    def add(key: str, reason: str, fs: list[Fact | None]) -> None:
         d = defs.get(key)
         if d is not None:
             out.append(TriggerResult(key=key, section=d.section, reason=reason, facts=[f for f in fs if f]))
 
     if "severity_change" in defs and facts.recorded_severity and facts.recorded_severity != sev.level:
         add("severity_change", f"Assessed {sev.level} differs from the recorded {facts.recorded_severity}.",
-            [facts.recorded_severity_fact] + sev.deciding[:2])  # type: ignore[list-item]
+            [facts.recorded_severity_fact, *sev.deciding[:2]])
     if "vip_account" in defs:
         p = defs["vip_account"].params
         tiers = p.get("tiers", ["strategic"])
@@ -222,7 +222,7 @@ def assess_triggers(ev: Evidence, facts: Facts, pack: Pack, sev: SeverityResult,
     if "sla_risk" in defs and sla is not None and sla.at_risk:
         state = "breached" if sla.breached else f"{sla.remaining_fraction:.0%} of the window left"
         reply = facts.last_public_reply
-        fs: list[Fact] = []
+        fs: list[Fact | None] = []
         if reply is not None:
             fs.append(Fact.of("last_public_reply", f"Last public reply at {reply.at:%Y-%m-%d %H:%M}Z.",
                               [reply.sentences[0]] if reply.sentences else []))
@@ -236,7 +236,7 @@ def assess_triggers(ev: Evidence, facts: Facts, pack: Pack, sev: SeverityResult,
         days = float(p.get("same_account_window_days", 30))
         need = int(p.get("same_account_min_other_tickets", 2))
         need_accounts = int(p.get("signature_min_other_accounts", 3))
-        same = []
+        same: list[Fact | None] = []
         for r in case.related_tickets:
             if r.account_id == case.account.id and r.id != case.ticket.id and r.product_area == facts.product_area \
                     and timedelta(0) <= case.as_of - r.created_at <= timedelta(days=days):

@@ -11,7 +11,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -38,13 +38,13 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-class ToneCheckOpt(str, Enum):
+class ToneCheckOpt(StrEnum):
     facts = "facts"
     text = "text"
     off = "off"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     jsonl = "jsonl"
@@ -268,7 +268,7 @@ def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write 
     """Write JSON Schemas for the pack files, so YAML editors validate as people type."""
 
     def body() -> None:
-        from . import pack as p
+        from escalation import pack as p
 
         out_dir.mkdir(parents=True, exist_ok=True)
         models: dict[str, Any] = {

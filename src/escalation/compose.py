@@ -9,6 +9,7 @@ checks in `verify` are a second, independent wall.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,10 +18,9 @@ from .assessment import Assessment
 from .customer_safe import check_update, context_for_case
 from .evidence import Evidence
 from .facts import Fact, Facts, Quote
-from .packet import Claim, SourceRef
 from .pack import Pack
+from .packet import Claim, SourceRef
 from .sla import add_business_time
-
 
 # ---------------------------------------------------------------- policy quotes
 
@@ -68,7 +68,7 @@ def _refs(quotes: list[Quote] | tuple[Quote, ...]) -> list[SourceRef]:
     return seen
 
 
-def _fact_quotes(facts: list[Fact | None]) -> list[Quote]:
+def _fact_quotes(facts: Sequence[Fact | None]) -> list[Quote]:
     out: list[Quote] = []
     for f in facts:
         if f is None:
@@ -140,10 +140,10 @@ def compose(ev: Evidence, facts: Facts, assessment: Assessment, pack: Pack) -> C
                   "summary.symptoms")
     for f in facts.impact:
         claim(f.statement, list(f.sources), "summary.impact")
-    for f in (facts.unavailable, facts.intermittent, facts.partial_scope, facts.all_users, facts.accounts_fact,
-              facts.data_corruption, facts.security, facts.question, facts.billing_fact):
-        if f is not None:
-            claim(f.statement, list(f.sources), "summary.impact")
+    for maybe in (facts.unavailable, facts.intermittent, facts.partial_scope, facts.all_users, facts.accounts_fact,
+                  facts.data_corruption, facts.security, facts.question, facts.billing_fact):
+        if maybe is not None:
+            claim(maybe.statement, list(maybe.sources), "summary.impact")
     for f in facts.root_causes:
         claim(f.statement, list(f.sources), "summary.root_cause")
     for p in facts.known_issues:

@@ -59,7 +59,8 @@ def split_passages(name: str, text: str) -> list[Passage]:
         if w:
             wa_raw = w.group(1).strip()
             wa = re.sub(r"\s+", " ", wa_raw)
-        out.append(Passage(doc=name, heading=heading, text=body, known_issue=ki, title=title, workaround=wa, workaround_raw=wa_raw,
+        out.append(Passage(doc=name, heading=heading, text=body, known_issue=ki, title=title, workaround=wa,
+                           workaround_raw=wa_raw,
                            expected=bool(_EXPECTED.search(body))))
 
     for line in text.splitlines():

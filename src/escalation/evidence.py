@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
-from bisect import bisect_right
 from functools import cached_property, lru_cache
 from typing import Literal
 

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .documents import DocIndex, Passage
-from .evidence import STAFF_ROLES, Evidence, Sentence, Source, is_log_line
+from .evidence import STAFF_ROLES, Evidence, Sentence, Source
 from .logs import LogSignature, error_signatures, signature_tokens
 from .pack import Concept, Pack
 from .patterns import Matcher, compile_pattern
@@ -229,6 +229,12 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
             for passage in index.phrase_match(_core_error(q.quote)):
                 if passage.known_issue and passage.known_issue not in ki_negated:
                     known.setdefault(passage.known_issue, passage)
+    # a known issue whose title quotes an error message that occurs in the case matches it too
+    case_text = " ".join(s.text for s in people + attach).lower()
+    for ki, passage in index.known_issues.items():
+        for phrase in re.findall(r'"([^"\n]{8,})"', passage.title or ""):
+            if phrase.lower() in case_text and ki not in ki_negated:
+                known.setdefault(ki, passage)
     for ki in ki_negated:
         known.pop(ki, None)
     known_issues = [known[k] for k in sorted(known)]
@@ -482,7 +488,8 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
 _QUOTED_ERR = re.compile(r"[\"“']([^\"”'\n]{6,160})[\"”']")
 _ERR_WORDS = re.compile(r"error|fail|invalid|rejected|denied|timeout|mismatch|unavailable|stopping|bad request|"
                         r"disabled|not found|exception|\b[45]\d\d\b|E\d{3}|[A-Z]{2,}-\d{2,}", re.I)
-_ERR_LINE = re.compile(r"^(?:[A-Z][\w ]{2,40}:\s.*(?:error|fail|\bE\d{3}\b).*|HTTP [45]\d\d.*|.*\([A-Z]-?[A-Z]*-?\d{3,}\).*"
+_ERR_LINE = re.compile(r"^(?:[A-Z][\w ]{2,40}:\s.*(?:error|fail|\bE\d{3}\b).*|HTTP [45]\d\d.*"
+                       r"|.*\([A-Z]-?[A-Z]*-?\d{3,}\).*"
                        r"|\{\"error\".*)$", re.I)
 
 
@@ -555,7 +562,7 @@ def _workaround(ev: Evidence, pack: Pack, known: list[Passage], customer: list[S
         elif p.expected and p.workaround is None:
             src = docs.get(p.ref)
             s = _span(src, p.text) if src else None
-            if s is not None and re.search(r";\s*\w+", p.text):
+            if src is not None and s is not None and re.search(r";\s*\w+", p.text):
                 # an expected-behaviour note that says what to do instead ("convert in the destination tool")
                 tail = re.split(r"expected behaviou?r[.;]?\s*", p.text, flags=re.I)[-1].strip()
                 if tail:
@@ -679,9 +686,9 @@ def _repro_steps(ev: Evidence, customer: list[Sentence], staff: list[Sentence], 
             inline = re.findall(r"(?:^|\s)(\d)\)\s+([^0-9][^)]*?)(?=\s+\d\)\s|\.\s|$)", src.text)
             if len(inline) >= 2 and not steps:
                 for _, step in inline:
-                    s = _span(src, step.strip())
-                    if s is not None:
-                        steps.append(Fact.of("repro_step", step.strip(), [s]))
+                    found = _span(src, step.strip())
+                    if found is not None:
+                        steps.append(Fact.of("repro_step", step.strip(), [found]))
         if len(steps) >= 2:
             break
         steps = []

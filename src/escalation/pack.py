@@ -36,8 +36,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .customer_safe import LanguageRules
-from .patterns import Matcher, alternation, compile_pattern
 from .errors import PackError
+from .patterns import Matcher, alternation, compile_pattern
 from .sla import SlaPolicy
 
 PACK_FILES = (
@@ -461,10 +461,16 @@ def _validate(model: type[BaseModel], path: Path) -> Any:
         err = e.errors()[0]
         loc = tuple(err["loc"])
         line = _yaml_line(yaml.compose(text, Loader=_Loader), loc)  # nodes only when there is an error
+        named = re.match(r"(?:Value error, )?rule ([\w.-]+):", err["msg"])
+        if named:  # a rule-level error: point at the rule's own line
+            for i, ln in enumerate(text.splitlines(), start=1):
+                if re.match(rf"\s*-?\s*id:\s*['\"]?{re.escape(named.group(1))}['\"]?\s*$", ln):
+                    line = i
+                    break
         where = f"{path}:{line}" if line else str(path)
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
-        raise PackError(f"{where}: {dotted}: {msg}") from None
+        raise PackError(f"{where}: {dotted + ': ' if loc else ''}{msg}") from None
 
 
 def content_hash(root: Path) -> str:

@@ -15,8 +15,8 @@ check is marked `needs_review`; `escalate run --strict` exits non-zero on it.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Callable
+from functools import lru_cache
 
 from .assessment import Assessment, evaluate_rules
 from .customer_safe import check_update, context_for_case

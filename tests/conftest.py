@@ -1,0 +1,41 @@
+"""Shared fixtures: the bundled pack, the bundled demo cases, and the eval corpus when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from escalation.case import Case, load_case
+from escalation.pack import Pack, load_pack
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK_DIR = ROOT / "examples" / "lumen"
+DEMO_DIR = ROOT / "src" / "escalation" / "demo"
+EVAL_DIR = ROOT.parent / "shared" / "eval" / "cases"
+
+
+@pytest.fixture(scope="session")
+def pack() -> Pack:
+    return load_pack(PACK_DIR)
+
+
+def demo_case_paths() -> list[Path]:
+    return sorted(DEMO_DIR.glob("*.case.json"))
+
+
+def eval_case_paths() -> list[Path]:
+    """The shared eval cases (never their gold labels); empty when ../shared is absent."""
+    return sorted(EVAL_DIR.glob("*.case.json")) if EVAL_DIR.is_dir() else []
+
+
+def all_case_paths() -> list[Path]:
+    return demo_case_paths() + eval_case_paths()
+
+
+@pytest.fixture(scope="session")
+def cases() -> list[Case]:
+    paths = all_case_paths()
+    if not paths:
+        pytest.skip("no demo or eval cases found")
+    return [load_case(p) for p in paths]
