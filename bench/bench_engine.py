@@ -219,7 +219,7 @@ def bench_startup(case_path: Path, runs: int) -> dict[str, Any]:
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _LEAD_TS = re.compile(
-    r"^\s*(\[?\d{4}-\d{2}-\d{2}[T ][\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?(?:\s+[A-Z]{2,4})?\]?"
+    r"^\s*(\[?\d{4}-\d{2}-\d{2}[T ][\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?(?:\s+(?!INFO|WARN|DEBUG)[A-Z]{2,4}\b)?\]?"
     r"|\d{2}-\d{2} [\d:.]+\s+\d+\s+\d+)\s*")
 _INNER_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?Z")
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
@@ -271,6 +271,9 @@ class Corpus:
                             current.append(line)
                         continue
                     shape = _LEAD_TS.sub("", line).strip()
+                    if len(shape) < 12:                      # "..." and other elisions
+                        current = None
+                        continue
                     if err.search(line):
                         current = [shape]
                         self.error_shapes.append(current)
