@@ -9,6 +9,7 @@ forbids unknown fields so that a typo in an importer is an error, not silently l
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,9 @@ from .errors import InputError
 
 MAX_CASE_BYTES = 64 * 1024 * 1024
 """A case larger than this is refused: attachments are meant to be excerpts, not whole disks."""
+
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+"""One attachment's text larger than this (UTF-8) is refused: attach the relevant excerpt of a log."""
 
 
 class _Model(BaseModel):
@@ -169,7 +173,27 @@ def parse_case(data: Any, where: str = "case") -> Case:
         if ev.id in seen:
             raise InputError(f"{where}: $.ticket.events[{i}].id: duplicate event id {ev.id!r}")
         seen.add(ev.id)
+    for i, att in enumerate(case.attachments):
+        # a str has at most 4 UTF-8 bytes a character: encode only when it could be over the limit
+        size = len(att.text) if len(att.text) * 4 <= MAX_ATTACHMENT_BYTES else len(att.text.encode("utf-8"))
+        if size > MAX_ATTACHMENT_BYTES:
+            raise InputError(f"{where}: $.attachments[{i}].text: attachment {att.name!r} is {size / 2**20:.1f} MiB, "
+                             f"over the {MAX_ATTACHMENT_BYTES // 2**20} MiB limit for one attachment; attach an "
+                             "excerpt (the lines around the failure), not the whole file")
     return case
+
+
+def check_against_pack(case: Case, area_keys: Iterable[str], where: str = "case") -> None:
+    """Check the values a case takes from the pack's vocabulary; the pack is known only to the caller.
+
+    `ticket.product_area` must be null or one of the pack's product area keys (the case
+    format allows nothing else): a typo such as "export" would otherwise route silently.
+    """
+    known = list(area_keys)
+    area = case.ticket.product_area
+    if area is not None and area not in known:
+        raise InputError(f"{where}: $.ticket.product_area: unknown product area {area!r}; "
+                         f"the policy pack knows {', '.join(known)} (or null when nobody set it)")
 
 
 def load_case(path: Path) -> Case:

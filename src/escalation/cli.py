@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a check failed (`--strict`) or `check-update` found pro
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -17,9 +18,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .case import Case, load_case
+from .case import Case, check_against_pack, load_case
 from .customer_safe import check_update, context_for_case
 from .engine import run as run_engine
 from .errors import EscalationError, InputError
@@ -57,16 +59,29 @@ def _guard(debug: bool, fn: Callable[[], T]) -> T:
     except EscalationError as e:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        _print_error(e)
         raise typer.Exit(2) from None
     except typer.Exit:
         raise
     except Exception as e:  # noqa: BLE001 - the boundary that turns bugs into a clear message
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]internal error (a bug in escalate):[/] {type(e).__name__}: {e} — rerun with --debug",
-                  highlight=False, soft_wrap=True)
+        err.print(f"[bold red]internal error (a bug in escalate):[/] {escape(f'{type(e).__name__}: {e}')} "
+                  "— rerun with --debug", highlight=False, soft_wrap=True)
         raise typer.Exit(70) from None
+
+
+def _print_error(e: Exception) -> None:
+    """One line on stderr; the message is user data (paths, regexes, JSON paths), never markup."""
+    message = re.sub(r"\s*[\r\n]+\s*", " ", str(e).strip())
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _load_case_for(path: Path, pack: Pack) -> Case:
+    """Load a case and check the values it takes from the pack (its product area)."""
+    case = load_case(path)
+    check_against_pack(case, [a.key for a in pack.routing.areas], str(path))
+    return case
 
 
 def case_paths(paths: list[Path]) -> list[Path]:
@@ -127,12 +142,12 @@ def run(
                 task = progress.add_task("escalating", total=len(paths))
                 for path in paths:
                     try:
-                        packet = run_engine(load_case(path), pack, tone_check=tone_check.value)
+                        packet = run_engine(_load_case_for(path, pack), pack, tone_check=tone_check.value)
                     except InputError as e:
                         if len(paths) == 1:
                             raise
                         bad_input += 1
-                        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+                        _print_error(e)
                         progress.advance(task)
                         continue
                     failed_checks += packet.needs_review
@@ -172,11 +187,12 @@ def demo(debug: DebugOpt = False,
         console.print(f"[bold]{pack.name}[/] {pack.version}  {pack.content_hash[:23]}…  "
                       f"({len(pack.severity.rules)} severity rules, {len(pack.routing.areas)} product areas)")
         table = Table(title=f"{len(paths)} demo cases", expand=True)
-        for col in ("case", "severity", "area → owner", "triggers", "missing", "checks"):
-            table.add_column(col)
+        table.add_column("case", overflow="fold", min_width=16)
+        for col in ("severity", "area → owner", "triggers", "missing", "checks"):
+            table.add_column(col, overflow="fold")
         packets = []
         for path in paths:
-            packet = run_engine(load_case(path), pack, tone_check="text")
+            packet = run_engine(_load_case_for(path, pack), pack, tone_check="text")
             packets.append(packet)
             table.add_row(packet.case_id, f"{packet.severity.level} {packet.severity.section}",
                           f"{packet.product_area} → {packet.owner.team}",
@@ -285,7 +301,7 @@ def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write 
 
 def iter_packets(paths: list[Path], pack: Pack) -> Iterator[Any]:
     for path in paths:
-        yield run_engine(load_case(path), pack)
+        yield run_engine(_load_case_for(path, pack), pack)
 
 
 def main() -> None:

@@ -110,8 +110,10 @@ def next_update_time(pack: Pack, assessment: Assessment, facts: Facts, as_of: da
     tz = ZoneInfo(assessment.timezone)
     hours = pack.sla.window_hours(dur)
     if pack.sla.is_business(assessment.severity.level):
-        return add_business_time(as_of, hours, tz, pack.sla.business_hours)
-    return as_of + timedelta(hours=hours)
+        due = add_business_time(as_of, hours, tz, pack.sla.business_hours)
+    else:
+        due = as_of + timedelta(hours=hours)
+    return due
 
 
 def compose(ev: Evidence, facts: Facts, assessment: Assessment, pack: Pack) -> Composition:
@@ -140,6 +142,14 @@ def compose(ev: Evidence, facts: Facts, assessment: Assessment, pack: Pack) -> C
                   "summary.symptoms")
     for f in facts.impact:
         claim(f.statement, list(f.sources), "summary.impact")
+    for f in facts.provided.values():
+        claim(f.statement, list(f.sources), "summary.details")
+    if case.incident is not None:
+        inc = case.incident
+        src = ev.by_ref["incident"]
+        claim(f"Linked incident {inc.id}: {inc.title} ({inc.status}"
+              f"{', public on the status page' if inc.public else ''}).",
+              [Quote(ref="incident", quote=inc.title if inc.title in src.text else inc.id)], "summary.incident")
     for maybe in (facts.unavailable, facts.intermittent, facts.partial_scope, facts.all_users, facts.accounts_fact,
                   facts.data_corruption, facts.security, facts.question, facts.billing_fact):
         if maybe is not None:
@@ -226,11 +236,38 @@ def _customer_update(ev: Evidence, facts: Facts, a: Assessment, pack: Pack
         else:
             wa_text = text
 
+    echo, echo_fact = _customer_words(ev, facts, pack)
+    if echo is not None and check_update(echo, pack.language, ctx):
+        dropped.append("customer_words")
+        echo, echo_fact = None, None
+    expected_note: str | None = None
+    expected_fact: Fact | None = None
+    if facts.expected is not None:
+        for p in facts.known_issues:
+            if p.expected and p.title:
+                expected_note = _clean_markdown(p.title).rstrip(".") + "."
+                src = ev.by_ref.get(p.ref)
+                found = src.text.find(p.text.splitlines()[0].strip()) if src else -1
+                if src is not None and found >= 0:
+                    expected_fact = Fact(key="expected_text", statement=expected_note,
+                                         sources=(Quote(ref=p.ref, quote=p.text.splitlines()[0].strip()),),
+                                         visibility="public")
+                break
+    amount_note = None
+    if facts.billing_fact is not None and facts.billing_fact.visibility == "public" and facts.billing_amount:
+        amount_note = f"{facts.billing_amount:,.2f} USD"
+
     nxt = next_update_time(pack, a, facts, case.as_of)
+    if nxt is not None and case.incident is not None and case.incident.next_update_due is not None \
+            and case.as_of < case.incident.next_update_due < nxt:
+        nxt = case.incident.next_update_due  # the incident's own public update comes first
     questions = a.missing
     first_name = (case.ticket.requester.name or "").split(" ")[0] or "there"
     variables = dict(
         first_name=first_name,
+        customer_words=echo,
+        expected_note=expected_note,
+        amount=amount_note,
         area_name=area.name if area else None,
         is_question=facts.question is not None,
         is_feature_request=facts.question is not None and bool(
@@ -242,6 +279,7 @@ def _customer_update(ev: Evidence, facts: Facts, a: Assessment, pack: Pack
         questions=[m.question for m in questions],
         next_update=_fmt_time(nxt, a.timezone) if nxt else None,
         severe=pack.severity.rank(a.severity.level) <= 1,
+        engineering_engaged=facts.handed_to_engineering is not None or facts.owner_named is not None,
         security=facts.security is not None,
         phrases=approved,
     )
@@ -252,10 +290,43 @@ def _customer_update(ev: Evidence, facts: Facts, a: Assessment, pack: Pack
 
     claims: list[Claim] = []
     for sentence in _sentences(text):
-        quotes = _update_sources(sentence, ev, facts, a, pack, wa_fact, nxt)
+        quotes = _update_sources(sentence, ev, facts, a, pack, wa_fact, nxt, echo_fact, expected_fact)
         if quotes:
             claims.append(Claim(text=sentence, sources=_refs(quotes), visibility="public", part="customer_update"))
     return text, claims, dropped, wa_text
+
+
+def _overlaps(sentence_low: str, statement: str) -> bool:
+    words = re.findall(r"\w{4,}", statement.lower())[:6]
+    return bool(words) and sum(w in sentence_low for w in words) >= max(1, len(words) // 2)
+
+
+def _customer_words(ev: Evidence, facts: Facts, pack: Pack) -> tuple[str | None, Fact | None]:
+    """The customer's own words for the problem (§8.1: acknowledge impact in the customer's terms).
+
+    A public sentence the customer wrote: the first failure they report, or for a question the
+    request itself. Never internal text, and dropped if it trips a language rule.
+    """
+    C = pack.vocabulary.concept
+    customer = [s for s in ev.sentences(roles=("customer",), kinds=("ticket_event",))
+                if s.source.visibility == "public" and 12 <= len(s.text) <= 240 and "\n" not in s.text.strip()]
+    if facts.question is not None and facts.broken is None:
+        picks = [s for s in customer if re.search(r"\b(?:would like|want|wish|need|is there a way|can i|how do)\b",
+                                                  s.text, re.I)]
+    else:
+        from .facts import matches
+
+        picks = matches(C("failure"), customer, allow_negated=False)
+    if not picks:
+        return None, None
+    s = picks[0]
+    text = re.sub(r"\s+", " ", s.text).strip()
+    if sum(c.isupper() for c in text) > 0.5 * sum(c.isalpha() for c in text):
+        text = text[0] + text[1:].lower()  # quote a shouted sentence without the shouting
+        if text not in s.text:
+            return None, None
+    fact = Fact.of("customer_words", text, [s])
+    return text, fact
 
 
 def _sentences(text: str) -> list[str]:
@@ -263,9 +334,16 @@ def _sentences(text: str) -> list[str]:
 
 
 def _update_sources(sentence: str, ev: Evidence, facts: Facts, a: Assessment, pack: Pack, wa_fact: Fact | None,
-                    nxt: datetime | None) -> list[Quote]:
+                    nxt: datetime | None, echo_fact: Fact | None = None, expected_fact: Fact | None = None
+                    ) -> list[Quote]:
     """Where a sentence of the update comes from: an approved phrase, a public fact, the SLA table."""
     low = sentence.lower()
+    if echo_fact is not None and _overlaps(low, echo_fact.statement):
+        return list(echo_fact.sources)
+    if expected_fact is not None and _overlaps(low, expected_fact.statement):
+        return list(expected_fact.sources)
+    if facts.billing_fact is not None and facts.billing_amount and f"{facts.billing_amount:,.2f}" in sentence:
+        return list(facts.billing_fact.sources)
     for phrase in pack.language.approved_phrases:
         stem = phrase.rstrip(".… ").split("…")[0].strip().lower()
         if stem and stem[:30] in low:

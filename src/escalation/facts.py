@@ -315,7 +315,8 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
     if reproduced or repro_notes:
         reproduced_fact = Fact.of("reproduced", "Support or engineering reproduced the problem.",
                                   reproduced or repro_notes[:1])
-    repro_steps = _repro_steps(ev, customer, staff, reproduced)
+    repro_steps = _repro_steps(ev, customer, staff, reproduced,
+                               [x for x in failure if x.role == "customer"] if broken_fact is not None else [])
     root_causes = []
     for s in matches(C("root_cause_suspected"), [x for x in staff if x.role == "engineer"] + internal_staff):
         root_causes.append(Fact.of("root_cause", "Suspected (not confirmed): " + _brief(s.text, 220), [s],
@@ -339,7 +340,7 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
             owner_named_fact = Fact.of("owner_named", f"Engineering owner on the ticket: "
                                        f"{case.ticket.engineering_owner}.", [fs], value=case.ticket.engineering_owner)
     if owner_named_fact is None:
-        named = matches(C("owner_named"), internal_staff)
+        named = [s for s in matches(C("owner_named"), internal_staff) if "?" not in s.text]
         if named:
             owner_named_fact = Fact.of("owner_named", "An internal note names who owns the next step: "
                                        + _brief(named[-1].text), named[-1:])
@@ -605,7 +606,11 @@ def _workaround(ev: Evidence, pack: Pack, known: list[Passage], customer: list[S
     if last.polarity:
         fact = Fact.of("workaround", "A workaround exists: " + _brief(last.sentence.text), deciding, value=True)
         return fact, public_text
-    fact = Fact.of("workaround", "No working workaround: " + _brief(last.sentence.text), deciding, value=False)
+    offered_before = [x.sentence for x in signals if x.polarity]
+    statement = "No working workaround: " + _brief(last.sentence.text)
+    if offered_before:
+        statement += " (offered before: " + _brief(offered_before[-1].text, 120) + ")"
+    fact = Fact.of("workaround", statement, deciding + offered_before[-1:], value=False, limit=4)
     return fact, None
 
 
@@ -673,8 +678,8 @@ def _accounts_affected(ev: Evidence, pack: Pack, errors: list[Fact], sigs: list[
 _STEP = re.compile(r"^\s*(?:\d+[.)]|step \d+:?)\s+\S", re.I | re.M)
 
 
-def _repro_steps(ev: Evidence, customer: list[Sentence], staff: list[Sentence], reproduced: list[Sentence]
-                 ) -> list[Fact]:
+def _repro_steps(ev: Evidence, customer: list[Sentence], staff: list[Sentence], reproduced: list[Sentence],
+                 failure: list[Sentence]) -> list[Fact]:
     """Numbered steps (repro notes, customer 'Steps:'), else the staff reproduction statement."""
     steps: list[Fact] = []
     for src in ev.case_sources():
@@ -698,6 +703,10 @@ def _repro_steps(ev: Evidence, customer: list[Sentence], staff: list[Sentence], 
     if not out:
         cmds = [s for s in customer if re.search(r"^(?:curl|repro:|steps?:)", s.text, re.I)]
         out = [Fact.of("repro_step", _brief(s.text, 300), [s]) for s in cmds[:2]]
+    if not out and failure:
+        # nothing reproduced yet: say so, and give the customer's own account of what fails
+        out = [Fact.of("repro_step", "Not reproduced yet; the customer reports: " + _brief(s.text, 260), [s])
+               for s in failure[:2]]
     return out
 
 
@@ -774,8 +783,8 @@ def _provided_info(ev: Evidence, pack: Pack) -> dict[str, Fact]:
                     continue
                 if cue is not None and not cue.search(s.text):
                     continue
-                out[item.key] = Fact.of(f"provided:{item.key}", f"{item.key} is given: {_brief(src.text[a:b], 80)}",
-                                        [s])
+                value = re.sub(r"\s+", " ", src.text[a:b]).strip()[:80]
+                out[item.key] = Fact.of(f"provided:{item.key}", f"{item.key} is given: {value}", [s], value=value)
                 break
             if item.key in out:
                 break
@@ -802,10 +811,18 @@ def _impact(ev: Evidence, pack: Pack, sentences: list[Sentence]) -> list[Fact]:
                     r"eight|nine|ten)\b[^.]{0,40}\b(?:users?|people|analysts|managers|members|recipients|"
                     r"accounts|workspaces?|rows|records|customers|dispatchers)\b", re.I)
     out = []
+    ratio = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten)\s+of\s+(?:our|the)\s+(\d+)"
+                       r"\s+((?:\w+\s+){0,2}?(?:users|people|analysts|managers|members|recipients|runs|rows|records|"
+                       r"calls|accounts|workspaces))", re.I)
+    for s in sentences:
+        m = ratio.search(s.text)
+        if m:
+            out.append(Fact.of("impact", f"Affected: {m.group(1)} of {m.group(2)} {m.group(3)}.", [s]))
+            break
     for s in sentences:
         if rx.search(s.text) and s.role == "customer":
             out.append(Fact.of("impact", "Impact: " + _brief(s.text, 220), [s]))
-        if len(out) >= 3:
+        if len(out) >= 4:
             break
     return out
 
