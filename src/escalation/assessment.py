@@ -127,7 +127,7 @@ def evaluate_rules(pack: Pack, ctx: dict[str, Any]) -> SeverityRule:
     raise AssertionError("the pack's catch-all rule did not match")  # the loader guarantees it exists
 
 
-def assess_severity(facts: Facts, pack: Pack) -> SeverityResult:
+def assess_severity(facts: Facts, pack: Pack, explain: bool = True) -> SeverityResult:
     ctx, support = severity_context(facts, pack)
     rule = evaluate_rules(pack, ctx)
     program = dict((r.id, p) for r, p in pack.compiled_rules)[rule.id]
@@ -143,7 +143,7 @@ def assess_severity(facts: Facts, pack: Pack) -> SeverityResult:
                 deciding.extend(support.get(var, []))
     deciding = list({f.statement: f for f in deciding}.values())
     return SeverityResult(level=rule.level, rule=rule, context=ctx, deciding=deciding,
-                          would_change=_would_change(pack, ctx, rule))
+                          would_change=_would_change(pack, ctx, rule) if explain else [])
 
 
 _FLIP_WORDS = {
@@ -411,8 +411,9 @@ def assess_missing(facts: Facts, pack: Pack) -> list[MissingItem]:
 
 # ---------------------------------------------------------------- all of it
 
-def assess(ev: Evidence, facts: Facts, pack: Pack) -> Assessment:
-    sev = assess_severity(facts, pack)
+def assess(ev: Evidence, facts: Facts, pack: Pack, *, explain: bool = True) -> Assessment:
+    """explain=False skips the 'what would change it' search (used by the re-assessing checks)."""
+    sev = assess_severity(facts, pack, explain)
     sla = compute_sla(ev, facts, pack, sev.level)
     triggers = assess_triggers(ev, facts, pack, sev, sla)
     owner = assess_owner(facts, pack)

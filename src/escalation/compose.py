@@ -52,6 +52,13 @@ def handbook_quote(pack: Pack, section: str, *needles: str) -> Quote:
 
 def policy_quote_containing(pack: Pack, text: str) -> Quote:
     """The handbook line that contains `text` (an approved phrase, say)."""
+    cache: dict[str, Quote] = pack.__dict__.setdefault("_quote_cache", {})
+    if text not in cache:
+        cache[text] = _policy_quote_containing(pack, text)
+    return cache[text]
+
+
+def _policy_quote_containing(pack: Pack, text: str) -> Quote:
     for doc in pack.sections.values():
         for ln in doc.text.splitlines():
             if text.lower() in ln.lower():

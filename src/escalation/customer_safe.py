@@ -343,9 +343,15 @@ def _words(text: str) -> list[tuple[str, int, int]]:
 def _ngrams(texts: Iterable[str], n: int) -> set[tuple[str, ...]]:
     out: set[tuple[str, ...]] = set()
     for t in texts:
-        w = [x[0] for x in _words(t)]
-        out.update(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+        out |= _text_ngrams(t, n)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _text_ngrams(text: str, n: int) -> frozenset[tuple[str, ...]]:
+    """One text's word n-grams, cached: the same notes are checked for every draft of a case."""
+    w = [x[0] for x in _words(text)]
+    return frozenset(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
 
 
 def _copy_findings(text: str, rules: LanguageRules, ctx: UpdateContext) -> list[Finding]:

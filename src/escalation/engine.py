@@ -85,10 +85,9 @@ def _tone_fact_variants(case: Case, facts: Facts, pack: Pack) -> list[tuple[str,
                      threat=Fact(key="threat", statement="threat", sources=quote_from[0].sources))
     for name, tone, priority in (("tone maxed, priority urgent", loud, "urgent"),
                                  ("tone removed, priority low", ToneFacts(), "low")):
-        data = case.model_dump(mode="json", by_alias=True)
-        data["ticket"]["priority"] = priority
-        ev = collect(Case.model_validate(data), pack)
-        va = assess(ev, replace(facts, tone=tone), pack)
+        variant = case.model_copy(update={"ticket": case.ticket.model_copy(update={"priority": priority})})
+        ev = collect(variant, pack)
+        va = assess(ev, replace(facts, tone=tone), pack, explain=False)
         out.append((name, va.severity.level, [t.key for t in va.triggers]))
     return out
 
