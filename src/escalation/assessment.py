@@ -146,16 +146,16 @@ def assess_severity(facts: Facts, pack: Pack, explain: bool = True) -> SeverityR
                           would_change=_would_change(pack, ctx, rule) if explain else [])
 
 
-_FLIP_WORDS = {
-    "data_loss_confirmed": "data loss or corruption is confirmed",
-    "security_incident": "a security or privacy exposure is confirmed",
-    "workaround": "a workaround is confirmed working",
-    "unavailable": "every attempt fails",
-    "all_users": "all users of the account are affected",
-    "core": "a core workflow is affected",
-    "broken": "a failure is confirmed",
-    "question": "it turns out to be a question or expected behaviour",
-    "degraded": "the workflow is degraded",
+_FLIP_WORDS: dict[str, tuple[str, str]] = {  # (when the fact becomes true, when it becomes false)
+    "data_loss_confirmed": ("data loss or corruption is confirmed", "the data turns out to be intact"),
+    "security_incident": ("a security or privacy exposure is confirmed", "no exposure is confirmed"),
+    "workaround": ("a workaround is confirmed working", "the workaround is reported failing"),
+    "unavailable": ("every attempt fails", "failures turn out to be intermittent or partial"),
+    "all_users": ("all users of the account are affected", "only some users turn out to be affected"),
+    "core": ("a core workflow turns out to be affected", "the workflow turns out to be non-core"),
+    "broken": ("a failure is confirmed", "nothing turns out to be broken"),
+    "question": ("it turns out to be a question or expected behaviour", "it turns out to be a defect"),
+    "degraded": ("the workflow is confirmed degraded", "the workflow turns out not to be degraded"),
 }
 
 
@@ -170,9 +170,8 @@ def _would_change(pack: Pack, ctx: dict[str, Any], current: SeverityRule) -> lis
             pass
         rule = evaluate_rules(pack, flipped)
         if rule.level != current.level:
-            words = _FLIP_WORDS.get(var, var.replace("_", " "))
-            if not flipped[var]:
-                words = "it turns out that not: " + words
+            on, off = _FLIP_WORDS.get(var, (f"{var} holds", f"{var} does not hold"))
+            words = on if flipped[var] else off
             out.append(f"{rule.level} if {words} ({rule.section})")
     if ctx.get("accounts_affected", 1) < 3:
         flipped = dict(ctx, accounts_affected=3)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError
 
@@ -26,6 +26,10 @@ MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+TicketId = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+"""Help desks number tickets; a numeric id is accepted and kept as text."""
 
 
 class Person(_Model):
@@ -58,7 +62,7 @@ class Event(_Model):
 
 
 class Ticket(_Model):
-    id: str
+    id: TicketId
     subject: str
     created_at: AwareDatetime
     status: str
@@ -70,11 +74,6 @@ class Ticket(_Model):
     requester: Person
     tags: list[str] = []
     events: list[Event]
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_str(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) else v
 
 
 class AccountOwner(_Model):
@@ -99,18 +98,13 @@ class Attachment(_Model):
 
 
 class RelatedTicket(_Model):
-    id: str
+    id: TicketId
     account_id: str
     created_at: AwareDatetime
     subject: str
     product_area: str | None = None
     status: str
     error_signature: str | None = None
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_str(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) else v
 
 
 class Incident(_Model):

@@ -327,7 +327,7 @@ def _customer_words(ev: Evidence, facts: Facts, pack: Pack) -> tuple[str | None,
     if not picks:
         return None, None
     s = picks[0]
-    text = re.sub(r"\s+", " ", s.text).strip()
+    text = re.sub(r"\s+", " ", s.text).strip().rstrip(":;,-– ")
     if sum(c.isupper() for c in text) > 0.5 * sum(c.isalpha() for c in text):
         text = text[0] + text[1:].lower()  # quote a shouted sentence without the shouting
         if text not in s.text:

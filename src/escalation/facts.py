@@ -508,7 +508,7 @@ def _error_messages(sentences: list[Sentence]) -> list[Fact]:
         for m in _QUOTED_ERR.finditer(s.text):
             if _ERR_WORDS.search(m.group(1)):
                 cands.append(m.group(1))
-        if not cands and s.source.kind == "ticket_event" and _ERR_LINE.match(s.text.strip()):
+        if not cands and s.source.kind == "ticket_event" and s.role == "customer" and _ERR_LINE.match(s.text.strip()):
             cands.append(s.text.strip())
         for c in cands:
             key = c.lower()

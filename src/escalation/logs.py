@@ -15,7 +15,7 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 _TIMESTAMP = re.compile(
-    r"^\s*(\[?\d{4}-\d{2}-\d{2}[T ][\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?(?:\s+[A-Z]{2,4})?\]?"
+    r"^\s*(\[?\d{4}-\d{2}-\d{2}[T ][\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?(?:\s+(?:UTC|GMT|[A-Z]{1,3}T))?\]?"
     r"|\d{2}-\d{2} [\d:.]+\s+\d+\s+\d+)\s*")
 _ERROR_LINE = re.compile(r"\b(ERROR|FATAL|CRITICAL|E AndroidRuntime)\b|Exception\b|\bfailed\b|FAILED|"
                          r"status=5\d\d\b|->\s*5\d\d\b|\b5\d\d (?:Bad Gateway|internal_error)")

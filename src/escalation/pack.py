@@ -28,12 +28,12 @@ import hashlib
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import cel
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .customer_safe import LanguageRules
 from .errors import PackError
@@ -57,6 +57,10 @@ def _check_regex(pattern: str) -> str:
     except re.error as e:
         raise ValueError(f"invalid regular expression {pattern!r}: {e}") from None
     return pattern
+
+
+RegexList = Annotated[list[str], AfterValidator(lambda v: [_check_regex(p) for p in v])]
+"""A list of regular expressions, each compiled at load so a typo is a load error."""
 
 
 # ---------------------------------------------------------------- skill.yaml
@@ -185,14 +189,9 @@ class ProductArea(_Model):
     core: bool
     is_engineering: bool = True
     doc: str | None = None
-    keywords: list[str] = Field(default=[], description="regexes for features and words of this area")
-    log_components: list[str] = Field(default=[], description="regexes matching log component names")
+    keywords: RegexList = Field(default=[], description="regexes for features and words of this area")
+    log_components: RegexList = Field(default=[], description="regexes matching log component names")
     known_issue_prefix: str | None = None
-
-    @field_validator("keywords", "log_components")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        return [_check_regex(p) for p in v]
 
 
 class Routing(_Model):
@@ -243,17 +242,14 @@ class InfoItem(_Model):
     question: str
     defect_only: bool = Field(True, description="not asked for questions and feature requests")
     shown_error_only: bool = False
-    patterns: list[str] = Field(default=[], description="regexes; a match in the evidence means the item is provided")
+    patterns: RegexList = Field(default=[], description="regexes; a match in the evidence means the item is provided")
     needs_date: bool = False
-    cue: str | None = Field(None, description="regex that must also occur in the same sentence")
-    exclude: str | None = Field(None, description="regex: a sentence matching it does not count")
+    cue: Annotated[str | None, AfterValidator(lambda v: v if v is None else _check_regex(v))] = Field(
+        None, description="regex that must also occur in the same sentence")
+    exclude: Annotated[str | None, AfterValidator(lambda v: v if v is None else _check_regex(v))] = Field(
+        None, description="regex: a sentence matching it does not count")
     sources: list[Literal["customer", "agent", "engineer", "csm", "attachment", "account", "log"]] = [
         "customer", "agent", "engineer", "csm", "attachment", "account"]
-
-    @field_validator("patterns")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        return [_check_regex(p) for p in v]
 
 
 class RequiredInfo(_Model):
@@ -267,12 +263,7 @@ class RequiredInfo(_Model):
 class Concept(_Model):
     description: str
     roles: list[Literal["customer", "agent", "engineer", "csm", "system", "docs", "attachment"]] | None = None
-    patterns: list[str]
-
-    @field_validator("patterns")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        return [_check_regex(p) for p in v]
+    patterns: RegexList
 
     @cached_property
     def regex(self) -> Matcher:
