@@ -395,8 +395,8 @@ def assess_missing(facts: Facts, pack: Pack) -> list[MissingItem]:
         if is_question and item.defect_only:
             continue
         if item.shown_error_only and (facts.broken is None or facts.data_corruption is not None
-                                      or facts.security is not None):
-            continue
+                                      or facts.security is not None or not facts.error_shown):
+            continue  # §7: only when the customer is shown an error
         if item.key in facts.provided:
             continue
         if facts.security is not None and item.defect_only and item.key not in ("workspace_id", "first_seen"):

@@ -287,6 +287,7 @@ def _customer_update(ev: Evidence, facts: Facts, a: Assessment, pack: Pack
         next_update=_fmt_time(nxt, a.timezone) if nxt else None,
         severe=pack.severity.rank(a.severity.level) <= 1,
         engineering_engaged=facts.handed_to_engineering is not None or facts.owner_named is not None,
+        owner_team=a.owner.team if area is not None and not area.is_engineering else None,
         security=facts.security is not None,
         phrases=approved,
     )

@@ -168,6 +168,7 @@ class Facts:
     tier_fact: Fact
     last_public_reply: Source | None
     provided: dict[str, Fact]
+    error_shown: list[Sentence]
     impact: list[Fact]
     tone: ToneFacts
 
@@ -263,10 +264,16 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
         question_fact = Fact.of("question", "The customer asks a question; nothing is reported broken.",
                                 question_customer)
     broken_fact = None
+    staff_repro = [s for s in matches(C("reproduced"), staff, allow_negated=False) if "?" not in s.text]
     if failure and question_fact is None and not (no_impact and not staff_failure):
         broken_fact = Fact.of("broken", "A failure is reported: " + _brief(failure[0].text), failure)
+    elif staff_repro and question_fact is None:
+        broken_fact = Fact.of("broken", "Staff reproduced the problem: " + _brief(staff_repro[0].text), staff_repro)
 
-    all_attempts = matches(C("all_attempts"), customer + staff, allow_negated=False)
+    # "every run" only says something fails when the same or the previous sentence reports a failure
+    failing = set(failure)
+    all_attempts = [s for s in matches(C("all_attempts"), customer + staff, allow_negated=False)
+                    if s in failing or _previous(s) in failing]
     intermittent = matches(C("intermittent"), customer + staff + attach) + matches(C("slow"), customer + staff)
     partial = matches(C("partial_scope"), customer + staff)
     all_users = matches(C("all_users"), customer + staff, allow_negated=False)
@@ -356,6 +363,7 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
     last_reply = replies[-1] if replies else None
 
     provided = _provided_info(ev, pack)
+    error_shown = [s for s in matches(C("error_shown"), customer, allow_negated=False)]
     impact = _impact(ev, pack, customer + staff)
     tone = _tone(ev, pack, customer, staff)
     symptoms = [Fact.of("symptom", "Customer reports: " + _brief(s.text, 240), [s]) for s in
@@ -373,8 +381,15 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
         reproduced=reproduced_fact, repro_steps=repro_steps, root_causes=root_causes,
         handed_to_engineering=handed_fact, owner_named=owner_named_fact, open_question=open_q,
         open_question_at=open_q_at, recorded_severity=recorded, recorded_severity_fact=recorded_fact, tier=tier,
-        tier_fact=tier_fact, last_public_reply=last_reply, provided=provided, impact=impact, tone=tone,
+        tier_fact=tier_fact, last_public_reply=last_reply, provided=provided, error_shown=error_shown,
+        impact=impact, tone=tone,
     )
+
+
+def _previous(s: Sentence) -> Sentence | None:
+    sents = s.source.sentences
+    i = sents.index(s) if s in sents else -1
+    return sents[i - 1] if i > 0 else None
 
 
 def _dedupe(sentences: list[Sentence]) -> list[Sentence]:
@@ -404,7 +419,7 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
     field = case.ticket.product_area
     if field and field in scores:
         s = _field_sentence(ev, f'"product_area": "{field}"')
-        scores[field] += 4
+        scores[field] += 3
         if s:
             support[field].append(s)
     eng_owner = case.ticket.engineering_owner or ""
@@ -445,7 +460,7 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
                         distinct.add(src.text[start:end].lower())
                         hit = hit or s
             if hit is not None:
-                bonus = min(2.0, 1.0 + 0.5 * max(0, len(distinct) - 1))
+                bonus = min(3.0, 1.0 + 0.5 * max(0, len(distinct) - 1))
                 scores[a.key] += weight * bonus if src.kind in ("ticket_event", "subject") else 2.0
                 support[a.key].append(hit)
             if src.role == "engineer" and src.visibility == "internal" and \
@@ -628,8 +643,9 @@ def _billing(pack: Pack, sentences: list[Sentence], area: str) -> tuple[float | 
         return None, None
     money = re.compile(pack.vocabulary.money, re.I)
     billing = matches(pack.vocabulary.concept("billing_error"), sentences)
+    disputed = matches(pack.vocabulary.concept("billing_disputed"), billing)
     best: tuple[float, Sentence] | None = None
-    for s in billing:
+    for s in disputed or billing:  # the amount in dispute, not the invoice total
         for m in money.finditer(s.text):
             try:
                 raw = m.groupdict().get("amount") or m.groupdict().get("amount_post") or ""

@@ -277,7 +277,7 @@ REQUIRED_CONCEPTS = (
     "question", "feature_request", "no_impact", "reproduced", "owner_named",
     "question_to_engineering", "root_cause_confirmed", "root_cause_suspected",
     "anger", "threat_churn", "threat_legal", "executive_complaint", "urgency",
-    "billing_error",
+    "billing_error", "billing_disputed", "error_shown",
 )
 
 
