@@ -165,7 +165,8 @@ def _affirmed(pattern: re.Pattern[str], text: str) -> bool:
     return False
 
 
-def _proper_phrases(text: str) -> set[str]:
+@lru_cache(maxsize=1024)
+def _proper_phrases(text: str) -> frozenset[str]:
     """Capitalised runs ("Zbigniew Kowalczyk", "Contoso Pharma") and their 2+-word sub-runs."""
     found: set[str] = set()
     for m in _PROPER_RUN.finditer(text):
@@ -176,7 +177,7 @@ def _proper_phrases(text: str) -> set[str]:
                 if not all(w.lower() in _NOT_NAME_WORDS for w in sub):
                     found.add(" ".join(sub))
     found.update(" ".join(m.group(0).rstrip(".").split()) for m in _ORG_NAME.finditer(text))
-    return {p for p in found if p.split()[-1].lower() not in _NOT_NAME_LAST_WORDS}
+    return frozenset(p for p in found if p.split()[-1].lower() not in _NOT_NAME_LAST_WORDS)
 
 
 def _mentions(text: str, term: str) -> bool:
@@ -340,30 +341,30 @@ def _words(text: str) -> list[tuple[str, int, int]]:
             for m in _WORD.finditer(text)]
 
 
-def _ngrams(texts: Iterable[str], n: int) -> set[tuple[str, ...]]:
-    out: set[tuple[str, ...]] = set()
-    for t in texts:
-        out |= _text_ngrams(t, n)
-    return out
-
-
-@lru_cache(maxsize=4096)
-def _text_ngrams(text: str, n: int) -> frozenset[tuple[str, ...]]:
-    """One text's word n-grams, cached: the same notes are checked for every draft of a case."""
-    w = [x[0] for x in _words(text)]
-    return frozenset(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+@lru_cache(maxsize=1024)
+def _normalised(text: str) -> str:
+    """Words of a text, lower case, single-spaced and padded: for substring search of word runs."""
+    low = text.lower()
+    return " " + " ".join(w.replace("'", "").replace("’", "") for w in _WORD.findall(low)) + " "
 
 
 def _copy_findings(text: str, rules: LanguageRules, ctx: UpdateContext) -> list[Finding]:
-    """Runs of COPY_RUN_WORDS+ words found in an internal text and nowhere the customer could see."""
+    """Runs of COPY_RUN_WORDS+ words found in an internal text and nowhere the customer could see.
+
+    The draft is short and the internal texts may be megabytes of log: each run of the draft
+    is looked up in the normalised texts (a substring search) instead of enumerating every
+    run of every internal text.
+    """
     n = COPY_RUN_WORDS
     words = _words(text)
-    internal = _ngrams(ctx.internal_texts, n)
-    seen = _ngrams((*ctx.public_texts, *rules.approved_phrases), n)
+    if len(words) < n:
+        return []
+    internal = [_normalised(t) for t in ctx.internal_texts]
+    seen = [_normalised(t) for t in (*ctx.public_texts, *rules.approved_phrases)]
     flagged = [False] * len(words)
     for i in range(len(words) - n + 1):
-        gram = tuple(w[0] for w in words[i:i + n])
-        if gram in internal and gram not in seen:
+        gram = " " + " ".join(w[0] for w in words[i:i + n]) + " "
+        if any(gram in t for t in internal) and not any(gram in t for t in seen):
             flagged[i:i + n] = [True] * n
     out = []
     i = 0

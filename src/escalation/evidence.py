@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -101,11 +102,40 @@ class Source:
             hit = cache[rx.pattern] = _spans_cached(rx, self.text)
         return hit
 
+    @cached_property
+    def _starts(self) -> list[int]:
+        return [s.start for s in self.sentences]
+
     def sentence_at(self, pos: int) -> Sentence | None:
-        for s in self.sentences:
+        """The sentence holding text offset `pos` (binary search: logs have many lines)."""
+        i = bisect_right(self._starts, pos) - 1
+        if i >= 0:
+            s = self.sentences[i]
             if s.start <= pos < s.end:
                 return s
         return None
+
+    def sentence_index(self, s: Sentence) -> int:
+        i = bisect_right(self._starts, s.start) - 1
+        return i if i >= 0 and self.sentences[i].start == s.start else -1
+
+    def hits(self, rx: Matcher, allow_negated: bool = True,
+             negated: Callable[[str, int], bool] | None = None) -> dict[int, tuple[int, int]]:
+        """Sentence start → first match span inside that sentence; cached per regex."""
+        cache: dict[tuple[str, bool], dict[int, tuple[int, int]]] = self.__dict__.setdefault("_hits", {})
+        key = (rx.pattern, allow_negated)
+        found = cache.get(key)
+        if found is None:
+            found = {}
+            for a, b in self.spans(rx):
+                s = self.sentence_at(a)
+                if s is None or b > s.end or s.start in found:
+                    continue
+                if not allow_negated and negated is not None and negated(self.text, a):
+                    continue
+                found[s.start] = (a, b)
+            cache[key] = found
+        return found
 
 
 @dataclass(frozen=True)

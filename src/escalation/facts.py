@@ -75,10 +75,8 @@ def matches(concept: Concept, sentences: list[Sentence], *, allow_negated: bool 
     for s in sentences:
         if concept.roles is not None and _role(s) not in concept.roles:
             continue
-        for a, b in s.source.spans(rx):
-            if s.start <= a < s.end and b <= s.end and (allow_negated or not _negated(s.source.text, a)):
-                out.append(s)
-                break
+        if s.start in s.source.hits(rx, allow_negated, _negated):
+            out.append(s)
     return out
 
 
@@ -87,10 +85,9 @@ def sentence_hits(rx: Matcher, sentences: list[Sentence] | tuple[Sentence, ...]
     """(sentence, start, end) for each sentence holding a match of rx; one scan per source."""
     out = []
     for s in sentences:
-        for a, b in s.source.spans(rx):
-            if s.start <= a < s.end and b <= s.end:
-                out.append((s, a, b))
-                break
+        hit = s.source.hits(rx).get(s.start)
+        if hit is not None:
+            out.append((s, hit[0], hit[1]))
     return out
 
 
@@ -387,9 +384,8 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
 
 
 def _previous(s: Sentence) -> Sentence | None:
-    sents = s.source.sentences
-    i = sents.index(s) if s in sents else -1
-    return sents[i - 1] if i > 0 else None
+    i = s.source.sentence_index(s)
+    return s.source.sentences[i - 1] if i > 0 else None
 
 
 def _dedupe(sentences: list[Sentence]) -> list[Sentence]:
@@ -446,19 +442,19 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
             if src.kind == "attachment" and lrx is not None:
                 for s, _, _ in sentence_hits(lrx, src.sentences)[:1]:
                     hit = s
-            rx = kw[a.key]
+            rx = kw[a.key] if src.attachment_kind != "log" else None  # logs speak through their components
             distinct: set[str] = set()
             if rx is not None:
-                for s in src.sentences:
-                    for start, end in src.spans(rx):
-                        if not (s.start <= start < s.end):
-                            continue
-                        before = src.text[max(s.start, start - 25):start]
-                        if neg.search(before) and src.role in STAFF_ROLES:
-                            scores[a.key] -= 2.5
-                            continue
-                        distinct.add(src.text[start:end].lower())
-                        hit = hit or s
+                for start, end in src.spans(rx):
+                    s = src.sentence_at(start)
+                    if s is None:
+                        continue
+                    before = src.text[max(s.start, start - 25):start]
+                    if neg.search(before) and src.role in STAFF_ROLES:
+                        scores[a.key] -= 2.5
+                        continue
+                    distinct.add(src.text[start:end].lower())
+                    hit = hit or s
             if hit is not None:
                 bonus = min(3.0, 1.0 + 0.5 * max(0, len(distinct) - 1))
                 scores[a.key] += weight * bonus if src.kind in ("ticket_event", "subject") else 2.0
@@ -668,6 +664,8 @@ def _accounts_affected(ev: Evidence, pack: Pack, errors: list[Fact], sigs: list[
     trig = pack.triggers.get("repeated_ticket")
     days = float((trig.params if trig else {}).get("signature_window_days", 7))
     case = ev.case
+    if not any(r.error_signature for r in case.related_tickets):
+        return 1, None
     text = " ".join(s.text for s in ev.sources if s.kind in ("ticket_event", "attachment"))
     case_tokens = signature_tokens(text)
     others: dict[str, Sentence] = {}

@@ -20,38 +20,54 @@ _PY_ONLY = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=|\(\?\(")
 
 
 class Matcher:
-    """A compiled pattern: `spans(text, pos, endpos)` and `search(text)`."""
+    """A compiled pattern: `spans(text, pos, endpos)` and `search(text)`.
 
-    __slots__ = ("pattern", "engine", "_rx")
+    RE2 runs on UTF-8 bytes. For ASCII text (nearly every log) byte offsets are character
+    offsets, so it runs on the encoded text directly; the binding's own str handling converts
+    offsets match by match, which is quadratic on a multi-megabyte log. Non-ASCII text goes
+    to Python's `re`, which gives the same spans for these patterns.
+    """
+
+    __slots__ = ("pattern", "engine", "_rx", "_py")
 
     def __init__(self, pattern: str, ignore_case: bool, multiline: bool) -> None:
         self.pattern = pattern
         flags = ("i" if ignore_case else "") + ("m" if multiline else "")
-        self._rx: object
+        pyflags = (re.IGNORECASE if ignore_case else 0) | (re.MULTILINE if multiline else 0)
+        self._py = re.compile(pattern, pyflags)
+        self._rx: object = None
+        self.engine = "re"
         if _PY_ONLY.search(pattern) is None:
             try:
-                self._rx = re2.compile(f"(?{flags})" + pattern if flags else pattern)
+                self._rx = re2.compile((f"(?{flags})" + pattern if flags else pattern).encode("utf-8"))
                 self.engine = "re2"
-                return
             except re2.error:
-                pass
-        pyflags = (re.IGNORECASE if ignore_case else 0) | (re.MULTILINE if multiline else 0)
-        self._rx = re.compile(pattern, pyflags)
-        self.engine = "re"
+                self._rx = None
 
     def spans(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[tuple[int, int]]:
         end = len(text) if endpos is None else endpos
-        for m in self._rx.finditer(text, pos, end):  # type: ignore[attr-defined]
+        if self._rx is not None and text.isascii():
+            for m in self._rx.finditer(_ascii_bytes(text), pos, end):  # type: ignore[attr-defined]
+                yield m.span()
+            return
+        for m in self._py.finditer(text, pos, end):
             yield m.span()
 
     def fullmatch(self, text: str) -> bool:
-        return self._rx.fullmatch(text) is not None  # type: ignore[attr-defined]
+        return self._py.fullmatch(text) is not None
 
     def search(self, text: str) -> bool:
-        return self._rx.search(text) is not None  # type: ignore[attr-defined]
+        if self._rx is not None and text.isascii():
+            return self._rx.search(_ascii_bytes(text)) is not None  # type: ignore[attr-defined]
+        return self._py.search(text) is not None
 
     def __repr__(self) -> str:
         return f"Matcher({self.pattern!r}, {self.engine})"
+
+
+@lru_cache(maxsize=64)
+def _ascii_bytes(text: str) -> bytes:
+    return text.encode("ascii")
 
 
 @lru_cache(maxsize=2048)
