@@ -341,11 +341,14 @@ def _words(text: str) -> list[tuple[str, int, int]]:
             for m in _WORD.finditer(text)]
 
 
+_NON_WORD = re.compile(r"\W+")
+
+
 @lru_cache(maxsize=1024)
 def _normalised(text: str) -> str:
     """Words of a text, lower case, single-spaced and padded: for substring search of word runs."""
-    low = text.lower()
-    return " " + " ".join(w.replace("'", "").replace("’", "") for w in _WORD.findall(low)) + " "
+    low = text.lower().replace("'", "").replace("’", "")
+    return " " + _NON_WORD.sub(" ", low).strip() + " "
 
 
 def _copy_findings(text: str, rules: LanguageRules, ctx: UpdateContext) -> list[Finding]:

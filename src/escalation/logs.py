@@ -45,6 +45,24 @@ def _miner() -> TemplateMiner:
     return TemplateMiner(config=cfg)
 
 
+_ERROR_LINE_M = re.compile(_ERROR_LINE.pattern, re.MULTILINE)
+
+
+def _error_lines(text: str) -> list[str]:
+    """Lines holding an error, found in one scan of the whole text (not one search per line)."""
+    out: list[str] = []
+    last_end = -1
+    for m in _ERROR_LINE_M.finditer(text):
+        if m.start() < last_end:
+            continue
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        end = len(text) if end < 0 else end
+        out.append(text[start:end])
+        last_end = end
+    return out
+
+
 def error_signatures(logs: list[tuple[str, str]], max_lines: int = 200_000) -> list[LogSignature]:
     """Signatures of error lines in (ref, text) log attachments, most frequent first."""
     miner = _miner()
@@ -52,11 +70,9 @@ def error_signatures(logs: list[tuple[str, str]], max_lines: int = 200_000) -> l
     counts: dict[int, int] = {}
     seen = 0
     for ref, text in logs:
-        for raw in text.splitlines():
+        for raw in _error_lines(text):
             if seen >= max_lines:
                 break
-            if not _ERROR_LINE.search(raw):
-                continue
             seen += 1
             body = _TIMESTAMP.sub("", raw).strip()
             if not body:
