@@ -30,11 +30,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from . import _cel as cel
 import jinja2
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import _cel as cel
 from .customer_safe import LanguageRules
 from .errors import PackError
 from .patterns import Matcher, alternation, compile_pattern
