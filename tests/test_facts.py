@@ -130,3 +130,13 @@ def test_threats_are_tone_and_add_an_account_owner_action(pack: Pack) -> None:
     assert p_calm.severity.level == p_angry.severity.level
     assert any(a.section == "§6.2" for a in p_angry.next_actions)
     assert not any(a.section == "§6.2" for a in p_calm.next_actions)
+
+
+def test_docs_index_finds_the_passage_the_customer_describes(pack: Pack) -> None:
+    data = make_case([("customer", "public", "The API keeps answering HTTP 429 Too Many Requests with a "
+                                             "Retry-After header when our importer runs. Workspace acme-main.")],
+                     product_area="api")
+    f = facts_of(data, pack)
+    assert f.docs, "the FTS5 index should find a docs passage"
+    assert f.docs[0].sources[0].ref == "doc:api.md"
+    assert "429" in f.docs[0].sources[0].quote or "requests per minute" in f.docs[0].sources[0].quote

@@ -151,6 +151,8 @@ def compose(ev: Evidence, facts: Facts, assessment: Assessment, pack: Pack) -> C
         claim(f.statement, list(f.sources), "summary.impact")
     for f in facts.provided.values():
         claim(f.statement, list(f.sources), "summary.details")
+    for f in facts.docs:
+        claim(f.statement, list(f.sources), "summary.docs")
     if case.incident is not None:
         inc = case.incident
         src = ev.by_ref["incident"]

@@ -167,6 +167,7 @@ class Facts:
     provided: dict[str, Fact]
     error_shown: list[Sentence]
     impact: list[Fact]
+    docs: list[Fact]                     # product-doc passages most relevant to the report (FTS5)
     tone: ToneFacts
 
 
@@ -379,13 +380,27 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
         handed_to_engineering=handed_fact, owner_named=owner_named_fact, open_question=open_q,
         open_question_at=open_q_at, recorded_severity=recorded, recorded_severity_fact=recorded_fact, tier=tier,
         tier_fact=tier_fact, last_public_reply=last_reply, provided=provided, error_shown=error_shown,
-        impact=impact, tone=tone,
+        impact=impact, docs=_relevant_docs(ev, index, customer), tone=tone,
     )
 
 
 def _previous(s: Sentence) -> Sentence | None:
     i = s.source.sentence_index(s)
     return s.source.sentences[i - 1] if i > 0 else None
+
+
+def _relevant_docs(ev: Evidence, index: DocIndex, customer: list[Sentence]) -> list[Fact]:
+    """Product-doc passages that best match what the customer wrote (SQLite FTS5, bm25)."""
+    text = " ".join(s.text for s in customer[:8])
+    out: list[Fact] = []
+    for passage, _ in index.search(text, limit=2):
+        src = ev.by_ref.get(passage.ref)
+        first = passage.text.splitlines()[0].strip()
+        s = _span(src, first) if src is not None else None
+        if s is not None:
+            label = passage.known_issue or passage.heading
+            out.append(Fact.of("doc", f"Relevant documentation: {passage.doc} — {label}", [s]))
+    return out
 
 
 def _dedupe(sentences: list[Sentence]) -> list[Sentence]:
