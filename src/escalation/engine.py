@@ -39,11 +39,11 @@ def _utc(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def analyse(case: Case, pack: Pack) -> tuple[Facts, Assessment]:
-    """Facts and assessment only: what severity and triggers rest on."""
+def analyse(case: Case, pack: Pack, *, lean: bool = False) -> tuple[Facts, Assessment]:
+    """Facts and assessment only: what severity and triggers rest on (lean: only those)."""
     ev = collect(case, pack)
-    facts = extract(ev, pack, index_for(pack))
-    return facts, assess(ev, facts, pack)
+    facts = extract(ev, pack, index_for(pack), lean=lean)
+    return facts, assess(ev, facts, pack, explain=not lean)
 
 
 def tone_variants(case: Case) -> list[tuple[str, Case]]:
@@ -108,7 +108,7 @@ def run(case: Case, pack: Pack, *, tone_check: ToneCheck = "facts") -> Packet:
         out = _tone_fact_variants(case, facts, pack)
         if tone_check == "text":
             for name, v in tone_variants(case):
-                _, va = analyse(v, pack)
+                _, va = analyse(v, pack, lean=True)
                 out.append((name + " messages", va.severity.level, [t.key for t in va.triggers]))
         return out
 

@@ -199,8 +199,12 @@ def _span(source: Source, needle: str) -> Sentence | None:
     return Sentence(source, i, i + len(needle)) if i >= 0 else None
 
 
-def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
-    """Run every extractor over the evidence; pure, deterministic."""
+def extract(ev: Evidence, pack: Pack, index: DocIndex, *, lean: bool = False) -> Facts:
+    """Run every extractor over the evidence; pure, deterministic.
+
+    lean=True skips what only the packet's text needs (required information, impact lines, doc
+    citations, tone): enough for severity, triggers, owner and SLA — replay and re-checks.
+    """
     voc = pack.vocabulary
     case = ev.case
     C = voc.concept
@@ -360,10 +364,10 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
     replies = [s for s in ev.events() if s.visibility == "public" and s.role in STAFF_ROLES and s.text.strip()]
     last_reply = replies[-1] if replies else None
 
-    provided = _provided_info(ev, pack)
+    provided = {} if lean else _provided_info(ev, pack)
     error_shown = [s for s in matches(C("error_shown"), customer, allow_negated=False)]
-    impact = _impact(ev, pack, customer + staff)
-    tone = _tone(ev, pack, customer, staff)
+    impact = [] if lean else _impact(ev, pack, customer + staff)
+    tone = ToneFacts() if lean else _tone(ev, pack, customer, staff)
     symptoms = [Fact.of("symptom", "Customer reports: " + _brief(s.text, 240), [s]) for s in
                 _dedupe([x for x in failure if x.role == "customer"])[:3]]
     if not symptoms and customer:
@@ -380,7 +384,7 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex) -> Facts:
         handed_to_engineering=handed_fact, owner_named=owner_named_fact, open_question=open_q,
         open_question_at=open_q_at, recorded_severity=recorded, recorded_severity_fact=recorded_fact, tier=tier,
         tier_fact=tier_fact, last_public_reply=last_reply, provided=provided, error_shown=error_shown,
-        impact=impact, docs=_relevant_docs(ev, index, customer), tone=tone,
+        impact=impact, docs=[] if lean else _relevant_docs(ev, index, customer), tone=tone,
     )
 
 
