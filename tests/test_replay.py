@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PACK_DIR, all_case_paths
 
+from conftest import PACK_DIR, all_case_paths
 from escalation.pack import Pack, load_pack
 from escalation.replay import extraction_key, replay, to_html
 
