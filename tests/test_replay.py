@@ -70,3 +70,20 @@ def test_sla_tightening_is_reported(pack: Pack, tmp_path: Path) -> None:
     assert report.sla_tightened > 0
     assert all(c.old.sla_due and c.new.sla_due and c.new.sla_due < c.old.sla_due
                for c in report.changed if c.sla_tightened)
+
+
+def test_replay_command_writes_json_and_html(pack: Pack, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from escalation.cli import app
+
+    new = _without_vip_uplift(tmp_path)
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["replay", *map(str, all_case_paths()), "--from", str(PACK_DIR),
+                                      "--to", str(new.root), "--json", str(out_json), "--html", str(out_html)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out_json.read_text())
+    assert data["severity_down"] == len(data["changed"]) > 0
+    assert "<table>" in out_html.read_text()

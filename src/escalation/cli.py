@@ -278,6 +278,53 @@ def policy_check(pack_dir: Annotated[Path, typer.Argument(help="policy pack fold
     _guard(debug, body)
 
 
+@policy_app.command("test")
+def policy_test(pack_dir: Annotated[Path, typer.Argument(help="policy pack folder")],
+                as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+                debug: DebugOpt = False) -> None:
+    """Run the pack's own tests (tests/cases golden cases, tests/rules.yaml); exit 1 when any fails."""
+
+    def body() -> None:
+        from rich.table import Table
+
+        from .policy_tests import run_pack_tests
+
+        pack = load_pack(pack_dir)
+        report = run_pack_tests(pack)
+        if as_json:
+            print(report.model_dump_json(indent=1))
+        else:
+            console = Console()
+            console.print(f"[bold]{escape(pack.name)}[/] {escape(pack.version)}  {pack.content_hash[:23]}…")
+            table = Table(expand=True)
+            table.add_column("result", no_wrap=True)
+            table.add_column("test", overflow="fold", ratio=3)
+            table.add_column("got", overflow="fold", ratio=2)
+            table.add_column("details", overflow="fold", ratio=4)
+            for r in report.results:
+                if r.passed and r.kind == "rule":
+                    lines = [", ".join(k if v is True else f"{k}={json.dumps(v)}" for k, v in r.given.items())]
+                elif r.passed:
+                    lines = [f"{r.got.get('product_area', '')} → {r.got['owner_team']}".lstrip(),
+                             "triggers: " + (", ".join(r.got["triggers"]) or "none"),
+                             "missing: " + (", ".join(r.got["missing_info"]) or "none")]
+                else:
+                    lines = [f"{m.field}: expected {m.expected!r}, got {m.got!r}" + (f" ({m.detail})" if m.detail
+                                                                                    else "") for m in r.mismatches]
+                    facts = ", ".join(f"{k}={json.dumps(v)}" for k, v in r.deciding_facts.items())
+                    lines += [f"fired {r.rule}: {r.rationale}", f"because {facts}", r.where]
+                table.add_row("[green]pass[/]" if r.passed else "[bold red]FAIL[/]", escape(f"{r.kind}: {r.name}"),
+                              escape(f"{r.got.get('severity', r.got.get('level'))} {r.section}\n{r.rule}"),
+                              escape("\n".join(lines)))
+            console.print(table)
+            console.print(f"{report.passed} passed, {report.failed} failed",
+                          style="green" if report.ok else "bold red", highlight=False)
+        if not report.ok:
+            raise typer.Exit(1)
+
+    _guard(debug, body)
+
+
 @policy_app.command("schema")
 def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write one JSON Schema per pack file")],
                   debug: DebugOpt = False) -> None:
@@ -295,6 +342,61 @@ def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write 
         for name, model in models.items():
             (out_dir / f"{name}.schema.json").write_text(json.dumps(model.model_json_schema(), indent=1) + "\n")
         Console().print(f"wrote {len(models)} schemas to {out_dir}")
+
+    _guard(debug, body)
+
+
+@app.command("replay")
+def replay_cmd(
+    cases: Annotated[list[Path], typer.Argument(help="case files or folders of *.case.json")],
+    old: Annotated[Path, typer.Option("--from", help="the pack in force")],
+    new: Annotated[Path, typer.Option("--to", help="the changed pack")],
+    checks: Annotated[bool, typer.Option("--checks", help="also run the full checklist under both packs (slower)")]
+    = False,
+    workers: Annotated[int, typer.Option("--workers", help="processes (default: one per core for 1,000+ cases)")]
+    = 0,
+    as_json: Annotated[Path | None, typer.Option("--json", help="write the report as JSON here")] = None,
+    as_html: Annotated[Path | None, typer.Option("--html", help="write the report as HTML here")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Re-run cases under two packs and show what the change would change, before releasing it."""
+
+    def body() -> None:
+        import os
+
+        from rich.table import Table
+
+        from .replay import replay, to_html
+
+        old_pack, new_pack = load_pack(old), load_pack(new)
+        paths = case_paths(cases)
+        n_workers = workers or ((os.cpu_count() or 1) if len(paths) >= 1000 else 1)
+        with _progress(len(paths)) as progress:
+            task = progress.add_task("replaying", total=len(paths))
+            report = replay(paths, old_pack, new_pack, checks=checks, workers=n_workers,
+                            progress=lambda k: progress.advance(task, k))
+        console = Console()
+        table = Table(title=f"{old_pack.name} {old_pack.version} → {new_pack.name} {new_pack.version}: "
+                            f"{len(report.changed)} of {report.cases} cases change", expand=True)
+        for col in ("case", "severity", "deciding rule", "owner", "triggers", "SLA", "checks newly failing"):
+            table.add_column(col, overflow="fold")
+        for c in report.changed:
+            sev = c.old.severity + (f" → {c.new.severity} ({c.severity})" if c.severity != "same" else "")
+            rule = c.old.rule if c.old.rule == c.new.rule else f"{c.old.rule} ({c.old.section}) → " \
+                f"{c.new.rule} ({c.new.section})"
+            owner = c.old.owner if not c.owner_changed else f"{c.old.owner} → {c.new.owner}"
+            trig = " ".join([f"+{t}" for t in c.triggers_added] + [f"-{t}" for t in c.triggers_removed])
+            sla = f"{c.old.sla_target} → {c.new.sla_target}" if c.sla_tightened else ""
+            table.add_row(c.case_id, sev, rule, owner, trig, sla, ", ".join(c.checks_newly_failing))
+        console.print(table)
+        console.print(f"severity up {report.severity_up}, down {report.severity_down}; owner {report.owner_changed}; "
+                      f"triggers {report.triggers_changed}; SLA tightened {report.sla_tightened}; checks newly "
+                      f"failing {report.checks_newly_failing}; {report.seconds:.1f} s"
+                      f"{' (facts shared)' if report.facts_shared else ''}", highlight=False)
+        if as_json:
+            as_json.write_text(report.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        if as_html:
+            as_html.write_text(to_html(report), encoding="utf-8")
 
     _guard(debug, body)
 
