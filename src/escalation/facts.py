@@ -22,7 +22,7 @@ from .documents import DocIndex, Passage
 from .evidence import STAFF_ROLES, Evidence, Sentence, Source
 from .logs import LogSignature, error_signatures, signature_tokens
 from .pack import Concept, Pack
-from .patterns import Matcher, compile_pattern
+from .patterns import Matcher, alternation, compile_pattern
 
 Visibility = Literal["public", "internal"]
 
@@ -257,6 +257,8 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex, *, lean: bool = False) ->
     if expected:
         expected_fact = Fact.of("expected_behaviour", "Staff confirm the reported behaviour is documented, "
                                 "expected behaviour, not a defect.", expected)
+    else:
+        expected_fact = _documented_expected(ev, pack, index, customer, staff)
     if question_staff:
         question_fact = Fact.of("question", "Support classified the ticket as a question or feature request, "
                                 "not a defect.", question_staff)
@@ -393,6 +395,41 @@ def _previous(s: Sentence) -> Sentence | None:
     return s.source.sentences[i - 1] if i > 0 else None
 
 
+def _documented_expected(ev: Evidence, pack: Pack, index: DocIndex, customer: list[Sentence],
+                         staff: list[Sentence]) -> Fact | None:
+    """§2.8: behaviour the product docs describe as expected is not a defect, even before staff say so.
+
+    The customer's words must find, as the best docs passage, a known issue the docs call expected,
+    and name what its title is about beyond the product area's own words ("timestamps").
+    """
+    text = " ".join(s.text for s in customer[:8])
+    hits = index.search(text, limit=1)
+    if not hits:
+        return None
+    p = hits[0][0]
+    if not (p.expected and p.known_issue and p.title):
+        return None
+    if any(re.search(r"\bnot (?:the )?expected\b|\bis a (?:bug|defect)\b|\bconfirmed (?:a )?(?:bug|defect)\b", s.text,
+                     re.I) for s in staff):
+        return None
+    area_words = [compile_pattern(alternation(a.keywords)) for a in pack.routing.areas if a.keywords]
+    distinctive = [w for w in re.findall(r"[A-Za-z]{5,}", _clean(p.title)) if not any(m.search(w) for m in area_words)]
+    low = text.lower()
+    if not any(re.search(rf"\b{re.escape(w.lower())}\b", low) for w in distinctive):
+        return None
+    src = ev.by_ref.get(p.ref)
+    first = p.text.splitlines()[0].strip()
+    s = _span(src, first) if src is not None else None
+    if s is None:
+        return None
+    return Fact.of("expected_behaviour", f"The product docs describe this as expected behaviour ({p.known_issue}): "
+                   f"{_clean(p.title)}", [s])
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\*\*|`", "", text).strip()
+
+
 def _relevant_docs(ev: Evidence, index: DocIndex, customer: list[Sentence]) -> list[Fact]:
     """Product-doc passages that best match what the customer wrote (SQLite FTS5, bm25)."""
     text = " ".join(s.text for s in customer[:8])
@@ -502,7 +539,10 @@ def _product_area(ev: Evidence, pack: Pack, known: list[Passage]) -> tuple[str, 
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     best, best_score = ranked[0]
     second = ranked[1][1] if len(ranked) > 1 else 0.0
-    if best_score < routing.min_area_score or (best_score > 0 and second / best_score > routing.ambiguity_ratio):
+    if field in scores and best_score >= routing.min_area_score and ranked[0][0] != field \
+            and len(ranked) > 1 and ranked[1][0] == field and second / best_score > routing.ambiguity_ratio:
+        best, best_score = field, second  # evidence is split between the field and one other area: trust the field
+    elif best_score < routing.min_area_score or (best_score > 0 and second / best_score > routing.ambiguity_ratio):
         quotes = [s for k, _ in ranked[:3] for s in support[k][:1]] or ev.sentences(roles=("customer",))[:1]
         fact = Fact.of("product_area", "The product area cannot be determined from the evidence "
                        f"(candidates: {', '.join(k for k, v in ranked[:3] if v > 0) or 'none'}).",
@@ -650,6 +690,11 @@ _TRIED = re.compile(r"\b(?:tried|try|trying|workaround|instead|the button|as you
 _ALTERNATIVE = re.compile(r"for the moment|in the meantime|for now|instead|by hand|manually", re.I)
 
 
+_TOTAL = re.compile(r"(?:\btotals?(?: of| is)?|\bcomes? to|\bamount due(?: of| is)?|\bgrand total(?: of)?|"
+                    r"\binvoice (?:is|amount(?: of)?))\s*$", re.I)
+_CORRECT_AFTER = re.compile(r"^[^.;]{0,20}\b(?:is|are|was) (?:correct|right|fine)\b", re.I)
+
+
 # ---------------------------------------------------------------- billing
 
 def _billing(pack: Pack, sentences: list[Sentence], area: str) -> tuple[float | None, Fact | None]:
@@ -659,16 +704,22 @@ def _billing(pack: Pack, sentences: list[Sentence], area: str) -> tuple[float | 
     money = re.compile(pack.vocabulary.money, re.I)
     billing = matches(pack.vocabulary.concept("billing_error"), sentences)
     disputed = matches(pack.vocabulary.concept("billing_disputed"), billing)
-    best: tuple[float, Sentence] | None = None
-    for s in disputed or billing:  # the amount in dispute, not the invoice total
-        for m in money.finditer(s.text):
-            try:
-                raw = m.groupdict().get("amount") or m.groupdict().get("amount_post") or ""
-                amount = float(raw.replace(",", ""))
-            except ValueError:
-                continue
-            if best is None or amount > best[0]:
-                best = (amount, s)
+    def amounts(group: list[Sentence]) -> tuple[float, Sentence] | None:
+        best: tuple[float, Sentence] | None = None
+        for s in group:
+            for m in money.finditer(s.text):
+                if _TOTAL.search(s.text[max(0, m.start() - 30):m.start()]) or _CORRECT_AFTER.search(s.text[m.end():]):
+                    continue  # an invoice total, or an amount the customer says is right, is not the error
+                try:
+                    raw = m.groupdict().get("amount") or m.groupdict().get("amount_post") or ""
+                    amount = float(raw.replace(",", ""))
+                except ValueError:
+                    continue
+                if best is None or amount > best[0]:
+                    best = (amount, s)
+        return best
+
+    best = amounts(disputed) or amounts(billing)  # the amount in dispute first
     if best is None:
         return None, None
     return best[0], Fact.of("billing_amount", f"The invoice or charge error is {best[0]:,.2f} USD.", [best[1]],
