@@ -22,10 +22,10 @@ _PY_ONLY = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=|\(\?\(")
 class Matcher:
     """A compiled pattern: `spans(text, pos, endpos)` and `search(text)`.
 
-    RE2 runs on UTF-8 bytes. For ASCII text (nearly every log) byte offsets are character
-    offsets, so it runs on the encoded text directly; the binding's own str handling converts
-    offsets match by match, which is quadratic on a multi-megabyte log. Non-ASCII text goes
-    to Python's `re`, which gives the same spans for these patterns.
+    RE2 runs on an ASCII view of the text (one byte per character, non-ASCII characters as a
+    placeholder), so byte offsets are character offsets; the binding's own str handling converts
+    offsets match by match, which is quadratic on a multi-megabyte log. Patterns that are not
+    ASCII, or need lookaround, run on Python's `re`.
     """
 
     __slots__ = ("pattern", "engine", "_rx", "_py")
@@ -37,7 +37,7 @@ class Matcher:
         self._py = re.compile(pattern, pyflags)
         self._rx: object = None
         self.engine = "re"
-        if _PY_ONLY.search(pattern) is None:
+        if _PY_ONLY.search(pattern) is None and pattern.isascii():
             try:
                 self._rx = re2.compile((f"(?{flags})" + pattern if flags else pattern).encode("utf-8"))
                 self.engine = "re2"
@@ -46,7 +46,7 @@ class Matcher:
 
     def spans(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[tuple[int, int]]:
         end = len(text) if endpos is None else endpos
-        if self._rx is not None and text.isascii():
+        if self._rx is not None:
             for m in self._rx.finditer(_ascii_bytes(text), pos, end):  # type: ignore[attr-defined]
                 yield m.span()
             return
@@ -57,7 +57,7 @@ class Matcher:
         return self._py.fullmatch(text) is not None
 
     def search(self, text: str) -> bool:
-        if self._rx is not None and text.isascii():
+        if self._rx is not None:
             return self._rx.search(_ascii_bytes(text)) is not None  # type: ignore[attr-defined]
         return self._py.search(text) is not None
 
@@ -65,8 +65,19 @@ class Matcher:
         return f"Matcher({self.pattern!r}, {self.engine})"
 
 
-@lru_cache(maxsize=64)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@lru_cache(maxsize=256)
 def _ascii_bytes(text: str) -> bytes:
+    """The text as ASCII bytes, one byte per character: non-ASCII characters become \\x1a.
+
+    Offsets into these bytes are offsets into the text, so RE2 can scan it directly. Pack
+    patterns are ASCII (others run on Python's re), so a placeholder only affects word
+    boundaries inside non-English words.
+    """
+    if not text.isascii():
+        text = _NON_ASCII.sub("\x1a", text)
     return text.encode("ascii")
 
 
