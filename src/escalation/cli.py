@@ -187,9 +187,10 @@ def demo(debug: DebugOpt = False,
         console.print(f"[bold]{pack.name}[/] {pack.version}  {pack.content_hash[:23]}…  "
                       f"({len(pack.severity.rules)} severity rules, {len(pack.routing.areas)} product areas)")
         table = Table(title=f"{len(paths)} demo cases", expand=True)
-        table.add_column("case", overflow="fold", min_width=16)
-        for col in ("severity", "area → owner", "triggers", "missing", "checks"):
-            table.add_column(col, overflow="fold")
+        table.add_column("case", overflow="fold", ratio=3)
+        for col in ("severity", "area → owner", "triggers", "missing"):
+            table.add_column(col, overflow="fold", ratio=2)
+        table.add_column("checks", no_wrap=True, min_width=6, ratio=1)
         packets = []
         for path in paths:
             packet = run_engine(_load_case_for(path, pack), pack, tone_check="text")
@@ -342,6 +343,60 @@ def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write 
         for name, model in models.items():
             (out_dir / f"{name}.schema.json").write_text(json.dumps(model.model_json_schema(), indent=1) + "\n")
         Console().print(f"wrote {len(models)} schemas to {out_dir}")
+
+    _guard(debug, body)
+
+
+@policy_app.command("release")
+def policy_release(pack_dir: Annotated[Path, typer.Argument(help="policy pack folder")],
+                   approved_by: Annotated[str, typer.Option("--approved-by", help="who approved this version")],
+                   note: Annotated[str | None, typer.Option("--note", help="a note kept with the release")] = None,
+                   debug: DebugOpt = False) -> None:
+    """Release the pack's version: check it, run its tests, record hash, approver and time in releases.jsonl."""
+
+    def body() -> None:
+        from .release import RELEASES_FILE, ReleaseRefused, release_pack
+
+        try:
+            outcome = release_pack(pack_dir, approved_by, note)
+        except ReleaseRefused as e:
+            err.print(f"[bold red]refused:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        r = outcome.release
+        console = Console()
+        if not outcome.created:
+            console.print(f"already released: {escape(r.version)} ({r.content_hash}) by {escape(r.approved_by)} "
+                          f"on {r.approved_at}; nothing to do", highlight=False, soft_wrap=True)
+            return
+        console.print(f"[green]released[/] {escape(r.version)} ({r.content_hash}) approved by "
+                      f"{escape(r.approved_by)} at {r.approved_at}; tests {r.tests.passed} passed, "
+                      f"{r.tests.failed} failed; recorded in {escape(str(pack_dir / RELEASES_FILE))}", highlight=False,
+                      soft_wrap=True)
+
+    _guard(debug, body)
+
+
+skill_app = typer.Typer(no_args_is_help=True, help="Export a released pack as an Agent Skill.")
+app.add_typer(skill_app, name="skill")
+
+
+@skill_app.command("export")
+def skill_export(pack_dir: Annotated[Path, typer.Argument(help="policy pack folder (a released version)")],
+                 out_dir: Annotated[Path, typer.Argument(help="folder to write the skill into, as DIR/<skill name>/")],
+                 draft: Annotated[bool, typer.Option("--draft", help="export an unreleased pack, marked draft")]
+                 = False,
+                 debug: DebugOpt = False) -> None:
+    """Write the pack as an Agent Skills folder: SKILL.md with instructions to call escalate, and references/."""
+
+    def body() -> None:
+        from .release import ReleaseRefused, export_skill
+
+        try:
+            folder = export_skill(pack_dir, out_dir, draft=draft)
+        except ReleaseRefused as e:
+            err.print(f"[bold red]refused:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        Console().print(f"wrote {escape(str(folder))}{' (draft)' if draft else ''}", highlight=False)
 
     _guard(debug, body)
 

@@ -45,6 +45,7 @@ PACK_FILES = (
     "required_info.yaml", "vocabulary.yaml", "language.yaml",
 )
 TEMPLATES = ("customer_update.j2", "summary.j2")
+RELEASES_FILE = "releases.jsonl"
 
 
 class _Model(BaseModel):
@@ -471,6 +472,8 @@ def content_hash(root: Path) -> str:
         rel = p.relative_to(root).as_posix()
         if p.is_dir() or any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts):
             continue
+        if rel == RELEASES_FILE:
+            continue  # the release log records hashes of the pack; it is not part of what it hashes
         h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return "sha256:" + h.hexdigest()
 
