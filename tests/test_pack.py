@@ -108,3 +108,16 @@ def test_skill_roles_cover_the_governance_contract(pack: Pack) -> None:
     assert {"support", "success", "engineering_triage", "account_owner", "owner"} <= keys
     triage = next(r for r in pack.skill.roles if r.key == "engineering_triage")
     assert not triage.can_approve_customer_update
+
+
+def test_a_rule_citing_a_missing_section_is_refused(pack_copy: Path) -> None:
+    _edit(pack_copy / "severity.yaml", 'section: "§2.2c"', 'section: "§9.9"')
+    with pytest.raises(PackError, match=r"severity\.yaml: rule sev1-security: section '§9\.9' is not in the handbook"):
+        load_pack(pack_copy)
+
+
+def test_the_handbook_is_named_not_guessed(pack_copy: Path) -> None:
+    (pack_copy / "context" / "handbook.md").rename(pack_copy / "context" / "policy.md")
+    (pack_copy / "context" / "notes.md").write_text("# notes\n")
+    with pytest.raises(PackError, match="context/handbook.md"):
+        load_pack(pack_copy)

@@ -492,6 +492,30 @@ def _load_accounts(path: Path) -> list[Account]:
     return rows
 
 
+def _check_sections(root: Path, models: dict[str, Any], handbook: str) -> None:
+    """Every § a rule, trigger or action cites must exist in the handbook: a rationale cites it."""
+    sections = split_handbook(handbook)
+
+    def known(section: str) -> bool:
+        m = re.match(r"§(\d+(?:\.\d+)?)", section.strip())
+        return m is not None and f"§{m.group(1)}" in sections
+
+    severity: SeverityPolicy = models["severity.yaml"]
+    for rule in severity.rules:
+        if not known(rule.section):
+            raise PackError(f"{root / 'severity.yaml'}: rule {rule.id}: section {rule.section!r} "
+                            "is not in the handbook")
+    triggers: TriggerPolicy = models["triggers.yaml"]
+    for t in triggers.triggers:
+        if not known(t.section):
+            raise PackError(f"{root / 'triggers.yaml'}: trigger {t.key}: section {t.section!r} is not in the handbook")
+    actions: ActionsPolicy = models["actions.yaml"]
+    for level, items in actions.by_severity.items():
+        for a in items:
+            if not known(a.section):
+                raise PackError(f"{root / 'actions.yaml'}: {level}: section {a.section!r} is not in the handbook")
+
+
 def load_pack(root: Path) -> Pack:
     """Load and validate a pack folder; any problem is a PackError naming file and line."""
     root = Path(root)
@@ -516,8 +540,13 @@ def load_pack(root: Path) -> Pack:
         templates[t] = src
     ctx = root / "context"
     handbooks = sorted(ctx.glob("*.md")) if ctx.is_dir() else []
+    if (ctx / "handbook.md").exists():
+        handbooks = [ctx / "handbook.md"]
+    elif len(handbooks) > 1:
+        raise PackError(f"{ctx}: several .md files ({', '.join(p.name for p in handbooks)}); name the policy "
+                        "handbook context/handbook.md")
     if not handbooks:
-        raise PackError(f"{ctx}: missing; the pack needs its policy handbook as context/<name>.md")
+        raise PackError(f"{ctx}: missing; the pack needs its policy handbook as context/handbook.md")
     docs_dir = ctx / "docs"
     docs = {p.name: p.read_text(encoding="utf-8") for p in sorted(docs_dir.glob("*.md"))} if docs_dir.is_dir() else {}
     routing: Routing = models["routing.yaml"]
@@ -529,6 +558,7 @@ def load_pack(root: Path) -> Pack:
     for level in severity.levels:
         if level not in actions.by_severity:
             raise PackError(f"{root / 'actions.yaml'}: by_severity has no actions for {level}")
+    _check_sections(root, models, handbooks[0].read_text(encoding="utf-8"))
     return Pack(
         root=root, content_hash=content_hash(root), skill=models["skill.yaml"], severity=severity,
         triggers=models["triggers.yaml"], sla=models["sla.yaml"], routing=routing, actions=actions,
