@@ -456,6 +456,31 @@ def replay_cmd(
     _guard(debug, body)
 
 
+@app.command("init")
+def init_cmd(
+    dest: Annotated[Path, typer.Argument(help="folder for the new pack (must not exist or be empty)")],
+    name: Annotated[str, typer.Option("--name", help="the skill's name: lowercase letters, digits, hyphens")],
+    owner: Annotated[str, typer.Option("--owner", help="who owns and releases the pack")],
+    debug: DebugOpt = False,
+) -> None:
+    """Scaffold a new company's policy pack from the commented starter, ready to edit."""
+
+    def body() -> None:
+        from .policy_tests import run_pack_tests
+        from .scaffold import scaffold
+
+        pack = scaffold(dest, name=name, owner=owner)
+        report = run_pack_tests(pack)
+        console = Console()
+        console.print(f"[green]created[/] {dest} — {pack.name} {pack.version}, owner {owner}")
+        console.print(f"  starter tests: {report.passed} passed, {report.failed} failed")
+        console.print("  next: edit context/handbook.md and the YAML files (each section says how), then\n"
+                      f"    escalate policy check {dest}\n    escalate policy test {dest}\n"
+                      f"    escalate policy release {dest} --approved-by \"{owner}\"", highlight=False)
+
+    _guard(debug, body)
+
+
 def iter_packets(paths: list[Path], pack: Pack) -> Iterator[Any]:
     for path in paths:
         yield run_engine(_load_case_for(path, pack), pack)
