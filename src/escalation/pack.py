@@ -432,10 +432,16 @@ def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _load_yaml(path: Path) -> tuple[Any, str]:
+def load_yaml(path: Path) -> tuple[Any, str]:
+    """A pack YAML file's data and text; unreadable, non-UTF-8 or invalid YAML is a PackError with file:line."""
     if not path.exists():
         raise PackError(f"{path}: missing; a pack needs {', '.join(PACK_FILES)}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PackError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise PackError(f"{path}: not UTF-8 at byte {e.start}") from None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml when present)
     except yaml.MarkedYAMLError as e:
@@ -446,7 +452,7 @@ def _load_yaml(path: Path) -> tuple[Any, str]:
 
 
 def _validate(model: type[BaseModel], path: Path) -> Any:
-    data, text = _load_yaml(path)
+    data, text = load_yaml(path)
     try:
         return model.model_validate(data)
     except ValidationError as e:

@@ -43,7 +43,7 @@ from .assessment import evaluate_rules
 from .case import Case, check_against_pack, load_case
 from .engine import run
 from .errors import InputError, PackError
-from .pack import Pack, _yaml_line
+from .pack import Pack, _yaml_line, load_yaml
 
 TESTS_DIR = "tests"
 CASES_DIR = "tests/cases"
@@ -151,21 +151,6 @@ class PackTestReport(_Model):
 
 # ---------------------------------------------------------------- loading
 
-def _read_yaml(path: Path) -> tuple[Any, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise PackError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise PackError(f"{path}: not UTF-8 at byte {e.start}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml when present)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PackError(f"{where}: YAML syntax error: {e.problem}") from None
-    return data, text
-
 
 def _line(text: str, loc: tuple[Any, ...]) -> int | None:
     line: int | None = _yaml_line(yaml.compose(text, Loader=_Loader), loc)
@@ -185,7 +170,7 @@ def _validation_error(e: ValidationError, path: Path, text: str) -> PackError:
 
 
 def _load_expected(path: Path, pack: Pack) -> ExpectedPacket:
-    data, text = _read_yaml(path)
+    data, text = load_yaml(path)
     if not isinstance(data, dict):
         raise PackError(f"{_at(path, 1)}: expected a mapping with severity, owner_team, triggers, missing_info, "
                         f"forbidden_phrases; got {type(data).__name__ if data is not None else 'an empty file'}")
@@ -251,7 +236,7 @@ def _load_rules(pack: Pack) -> list[RuleTest]:
     path = pack.root / RULES_FILE
     if not path.exists():
         return []
-    data, text = _read_yaml(path)
+    data, text = load_yaml(path)
     if data is None:
         return []
     if not isinstance(data, list):
