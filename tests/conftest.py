@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from escalation.case import Case, load_case
+from escalation.cli import app
 from escalation.pack import Pack, load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +42,16 @@ def cases() -> list[Case]:
     if not paths:
         pytest.skip("no demo or eval cases found")
     return [load_case(p) for p in paths]
+
+
+@pytest.fixture
+def pack_dir(tmp_path: Path) -> Path:
+    """A private copy of the bundled Lumen pack (the examples/lumen symlink resolved), to change freely."""
+    dst = tmp_path / "lumen"
+    shutil.copytree(PACK_DIR.resolve(), dst)
+    return dst
+
+
+def escalate(*args: str | Path) -> Result:
+    """Run the CLI in-process, wide enough that tables do not fold."""
+    return CliRunner(env={"COLUMNS": "200"}).invoke(app, [str(a) for a in args])

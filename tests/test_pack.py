@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import PACK_DIR
 from escalation.errors import PackError
 from escalation.pack import EVIDENCE_FACTS, Pack, load_pack, split_handbook
 from escalation.verify import CHECKS
-
-
-@pytest.fixture()
-def pack_copy(tmp_path: Path) -> Path:
-    dst = tmp_path / "pack"
-    shutil.copytree(PACK_DIR.resolve(), dst)
-    return dst
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -43,10 +34,10 @@ def test_every_rule_cites_a_handbook_section_that_exists(pack: Pack) -> None:
         assert base and base.group(0) in pack.sections, rule.id
 
 
-def test_content_hash_changes_with_any_file(pack_copy: Path) -> None:
-    before = load_pack(pack_copy).content_hash
-    _edit(pack_copy / "context" / "handbook.md", "Head of Support Operations", "Head of Support Ops")
-    assert load_pack(pack_copy).content_hash != before
+def test_content_hash_changes_with_any_file(pack_dir: Path) -> None:
+    before = load_pack(pack_dir).content_hash
+    _edit(pack_dir / "context" / "handbook.md", "Head of Support Operations", "Head of Support Ops")
+    assert load_pack(pack_dir).content_hash != before
 
 
 @pytest.mark.parametrize(("file", "old", "new", "expect"), [
@@ -59,32 +50,32 @@ def test_content_hash_changes_with_any_file(pack_copy: Path) -> None:
     ("sla.yaml", '"1 h"', '"an hour"', r"sla\.yaml:\d+: "),
     ("actions.yaml", "comms_section:", "comms_sektion:", r"actions\.yaml:\d+: "),
 ])
-def test_pack_errors_name_file_and_line(pack_copy: Path, file: str, old: str, new: str, expect: str) -> None:
-    _edit(pack_copy / file, old, new)
+def test_pack_errors_name_file_and_line(pack_dir: Path, file: str, old: str, new: str, expect: str) -> None:
+    _edit(pack_dir / file, old, new)
     with pytest.raises(PackError, match=expect):
-        load_pack(pack_copy)
+        load_pack(pack_dir)
 
 
-def test_rule_error_points_at_the_rule(pack_copy: Path) -> None:
-    _edit(pack_copy / "severity.yaml", 'when: "security_incident"', 'when: "security_incident &&"')
+def test_rule_error_points_at_the_rule(pack_dir: Path) -> None:
+    _edit(pack_dir / "severity.yaml", 'when: "security_incident"', 'when: "security_incident &&"')
     with pytest.raises(PackError) as err:
-        load_pack(pack_copy)
+        load_pack(pack_dir)
     line = int(re.search(r"severity\.yaml:(\d+)", str(err.value)).group(1))  # type: ignore[union-attr]
-    assert "sev1-security" in (pack_copy / "severity.yaml").read_text().splitlines()[line - 1]
+    assert "sev1-security" in (pack_dir / "severity.yaml").read_text().splitlines()[line - 1]
 
 
-def test_missing_file_is_named(pack_copy: Path) -> None:
-    (pack_copy / "triggers.yaml").unlink()
+def test_missing_file_is_named(pack_dir: Path) -> None:
+    (pack_dir / "triggers.yaml").unlink()
     with pytest.raises(PackError, match=r"triggers\.yaml: missing"):
-        load_pack(pack_copy)
+        load_pack(pack_dir)
 
 
-def test_catch_all_rule_is_required(pack_copy: Path) -> None:
-    data = yaml.safe_load((pack_copy / "severity.yaml").read_text())
+def test_catch_all_rule_is_required(pack_dir: Path) -> None:
+    data = yaml.safe_load((pack_dir / "severity.yaml").read_text())
     data["rules"] = data["rules"][:-1]
-    (pack_copy / "severity.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (pack_dir / "severity.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(PackError, match="catch-all"):
-        load_pack(pack_copy)
+        load_pack(pack_dir)
 
 
 def test_skill_contract_checklist_is_implemented_as_code(pack: Pack) -> None:
@@ -110,14 +101,14 @@ def test_skill_roles_cover_the_governance_contract(pack: Pack) -> None:
     assert not triage.can_approve_customer_update
 
 
-def test_a_rule_citing_a_missing_section_is_refused(pack_copy: Path) -> None:
-    _edit(pack_copy / "severity.yaml", 'section: "§2.2c"', 'section: "§9.9"')
+def test_a_rule_citing_a_missing_section_is_refused(pack_dir: Path) -> None:
+    _edit(pack_dir / "severity.yaml", 'section: "§2.2c"', 'section: "§9.9"')
     with pytest.raises(PackError, match=r"severity\.yaml: rule sev1-security: section '§9\.9' is not in the handbook"):
-        load_pack(pack_copy)
+        load_pack(pack_dir)
 
 
-def test_the_handbook_is_named_not_guessed(pack_copy: Path) -> None:
-    (pack_copy / "context" / "handbook.md").rename(pack_copy / "context" / "policy.md")
-    (pack_copy / "context" / "notes.md").write_text("# notes\n")
+def test_the_handbook_is_named_not_guessed(pack_dir: Path) -> None:
+    (pack_dir / "context" / "handbook.md").rename(pack_dir / "context" / "policy.md")
+    (pack_dir / "context" / "notes.md").write_text("# notes\n")
     with pytest.raises(PackError, match="context/handbook.md"):
-        load_pack(pack_copy)
+        load_pack(pack_dir)

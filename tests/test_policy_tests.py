@@ -8,9 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from escalation.cli import app
+from conftest import escalate
 from escalation.errors import PackError
 from escalation.pack import Pack, load_pack
 from escalation.policy_tests import (
@@ -26,17 +25,6 @@ LUMEN = (ROOT / "examples" / "lumen").resolve()
 VIP_TEST = "core degraded with workaround on strategic → Sev2 by §2.3b (VIP uplift, §2.5)"
 VIP_CASE = "02-massive-dynamic-saml-bookmarks-vip"
 
-
-def escalate(*args: str | Path) -> Result:
-    return CliRunner(env={"COLUMNS": "200"}).invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def pack_dir(tmp_path: Path) -> Path:
-    """A private copy of the bundled Lumen pack (the examples/lumen symlink resolved)."""
-    dst = tmp_path / "lumen"
-    shutil.copytree(LUMEN, dst)
-    return dst
 
 
 def edit(path: Path, old: str, new: str) -> None:

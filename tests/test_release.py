@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
-from escalation.cli import app
+from conftest import escalate
 from escalation.errors import PackError
 from escalation.pack import content_hash, load_pack
 from escalation.release import (
@@ -39,17 +37,6 @@ WHEN = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 def clock() -> datetime:
     return WHEN
 
-
-def escalate(*args: str | Path) -> Result:
-    return CliRunner(env={"COLUMNS": "200"}).invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def pack_dir(tmp_path: Path) -> Path:
-    """A private copy of the bundled Lumen pack (the examples/lumen symlink resolved)."""
-    dst = tmp_path / "lumen"
-    shutil.copytree(LUMEN, dst)
-    return dst
 
 
 @pytest.fixture
