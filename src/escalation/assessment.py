@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .evidence import Evidence, Sentence
-from .facts import Fact, Facts, Quote
+from .facts import Fact, Facts
 from .pack import EVIDENCE_FACTS, ActionTemplate, Pack, SeverityRule
 from .sla import SlaClock, add_business_time, end_of_business_day, sla_clock
 
@@ -166,8 +166,6 @@ def _would_change(pack: Pack, ctx: dict[str, Any], current: SeverityRule) -> lis
     for var in sorted(k for k, v in ctx.items() if isinstance(v, bool)):
         flipped = dict(ctx)
         flipped[var] = not ctx[var]
-        if var == "workaround" and not ctx[var]:
-            pass
         rule = evaluate_rules(pack, flipped)
         if rule.level != current.level:
             on, off = _FLIP_WORDS.get(var, (f"{var} holds", f"{var} does not hold"))
@@ -420,12 +418,3 @@ def assess(ev: Evidence, facts: Facts, pack: Pack, *, explain: bool = True) -> A
     actions = assess_actions(ev, facts, pack, sev, owner, sla, triggers, missing)
     return Assessment(severity=sev, triggers=triggers, sla=sla, owner=owner, actions=actions, missing=missing,
                       timezone=timezone_of(ev.case.account.timezone, pack))
-
-
-def quotes_of(facts: list[Fact]) -> list[Quote]:
-    out: list[Quote] = []
-    for f in facts:
-        for q in f.sources:
-            if q not in out:
-                out.append(q)
-    return out

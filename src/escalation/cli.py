@@ -11,7 +11,7 @@ import json
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -479,11 +479,6 @@ def init_cmd(
                       f"    escalate policy release {dest} --approved-by \"{owner}\"", highlight=False)
 
     _guard(debug, body)
-
-
-def iter_packets(paths: list[Path], pack: Pack) -> Iterator[Any]:
-    for path in paths:
-        yield run_engine(_load_case_for(path, pack), pack)
 
 
 def main() -> None:

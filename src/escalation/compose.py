@@ -234,12 +234,12 @@ def _customer_update(ev: Evidence, facts: Facts, a: Assessment, pack: Pack
     if facts.workaround is not None and facts.workaround.value and wa_fact is not None \
             and wa_fact.visibility == "public":
         text = _clean_markdown(wa_fact.statement)
-        if wa_fact.sources[0].ref.startswith("doc:"):
-            text = text[0].lower() + text[1:]
-            text = "In the meantime, you can " + text
-        elif not re.match(r"(?i)in the meantime|until|you can", text):
-            text = "As you mentioned, " + text[0].lower() + text[1:] if ev.by_ref[wa_fact.sources[0].ref].role == \
-                "customer" else text
+        source = wa_fact.sources[0].ref
+        lowered = text[0].lower() + text[1:]
+        if source.startswith("doc:"):  # a documented workaround is an instruction: phrase it as advice
+            text = "In the meantime, you can " + lowered
+        elif ev.by_ref[source].role == "customer" and not re.match(r"(?i)in the meantime|until|you can", text):
+            text = "As you mentioned, " + lowered  # the customer's own way round, echoed back
         if check_update(text, pack.language, ctx):
             dropped.append("workaround")
         else:

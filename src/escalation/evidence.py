@@ -158,7 +158,6 @@ class Sentence:
 
 
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])|\n+|(?<=[.!?;:])\s+-{1,2}\s+")
-_LOG_LINE = re.compile(r"^\s*(\[?\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?\]?|\d{2}-\d{2} \d{2}:\d{2}|\[\w+\])")
 
 
 def split_sentences(source: Source) -> list[Sentence]:
@@ -193,10 +192,6 @@ def _append(out: list[Sentence], source: Source, start: int, end: int) -> None:
         end -= 1
     if end - start >= 3:
         out.append(Sentence(source, start, end))
-
-
-def is_log_line(sentence: Sentence) -> bool:
-    return bool(_LOG_LINE.match(sentence.text))
 
 
 @dataclass(frozen=True)

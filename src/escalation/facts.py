@@ -171,10 +171,6 @@ class Facts:
     tone: ToneFacts
 
 
-def _first(sentences: list[Sentence]) -> Sentence | None:
-    return sentences[0] if sentences else None
-
-
 def _quote_in(source: Source, needle: str) -> Sentence | None:
     """A sentence of `source` containing `needle` (case-insensitive)."""
     low = needle.lower()

@@ -317,18 +317,10 @@ def run_case_test(test: CaseTest, pack: Pack) -> PackTestResult:
     got: dict[str, Any] = {"severity": sev.level, "owner_team": packet.owner.team,
                            "triggers": sorted(got_triggers), "missing_info": sorted(got_missing)}
     mismatches: list[Mismatch] = []
-    if sev.level != exp.severity:
-        mismatches.append(Mismatch(field="severity", expected=exp.severity, got=sev.level))
-    if exp.severity_section is not None:
-        expected["severity_section"], got["severity_section"] = exp.severity_section, sev.section
-        if sev.section != exp.severity_section:
-            mismatches.append(Mismatch(field="severity_section", expected=exp.severity_section, got=sev.section))
-    if packet.owner.team != exp.owner_team:
-        mismatches.append(Mismatch(field="owner_team", expected=exp.owner_team, got=packet.owner.team))
-    if exp.product_area is not None:
-        expected["product_area"], got["product_area"] = exp.product_area, packet.product_area
-        if packet.product_area != exp.product_area:
-            mismatches.append(Mismatch(field="product_area", expected=exp.product_area, got=packet.product_area))
+    _compare("severity", exp.severity, sev.level, expected, got, mismatches)
+    _compare("severity_section", exp.severity_section, sev.section, expected, got, mismatches)
+    _compare("owner_team", exp.owner_team, packet.owner.team, expected, got, mismatches)
+    _compare("product_area", exp.product_area, packet.product_area, expected, got, mismatches)
     if set(got_triggers) != set(exp.triggers):
         extra = sorted(set(got_triggers) - set(exp.triggers))
         absent = sorted(set(exp.triggers) - set(got_triggers))
@@ -356,22 +348,25 @@ def run_case_test(test: CaseTest, pack: Pack) -> PackTestResult:
                           rationale=sev.rationale, deciding_facts=_deciding(pack, sev.rule, facts), facts=facts)
 
 
+def _compare(field: str, want: str | None, have: str, expected: dict[str, Any], got: dict[str, Any],
+             mismatches: list[Mismatch]) -> None:
+    """One scalar expectation: recorded on both sides when stated, a mismatch when it differs."""
+    if want is None:
+        return
+    expected[field], got[field] = want, have
+    if have != want:
+        mismatches.append(Mismatch(field=field, expected=want, got=have))
+
+
 def run_rule_test(test: RuleTest, pack: Pack) -> PackTestResult:
     rule = evaluate_rules(pack, dict(test.facts))
     exp = test.expect
     expected: dict[str, Any] = {"level": exp.level}
     got: dict[str, Any] = {"level": rule.level}
     mismatches: list[Mismatch] = []
-    if rule.level != exp.level:
-        mismatches.append(Mismatch(field="level", expected=exp.level, got=rule.level))
-    if exp.section is not None:
-        expected["section"], got["section"] = exp.section, rule.section
-        if rule.section != exp.section:
-            mismatches.append(Mismatch(field="section", expected=exp.section, got=rule.section))
-    if exp.rule is not None:
-        expected["rule"], got["rule"] = exp.rule, rule.id
-        if rule.id != exp.rule:
-            mismatches.append(Mismatch(field="rule", expected=exp.rule, got=rule.id))
+    _compare("level", exp.level, rule.level, expected, got, mismatches)
+    _compare("section", exp.section, rule.section, expected, got, mismatches)
+    _compare("rule", exp.rule, rule.id, expected, got, mismatches)
     return PackTestResult(kind="rule", name=test.name, where=test.where, passed=not mismatches, expected=expected,
                           got=got, mismatches=mismatches, rule=rule.id, section=rule.section,
                           rationale=f"{rule.section}: {rule.reason}",
