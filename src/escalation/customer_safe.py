@@ -132,7 +132,9 @@ _NOT_NAME_WORDS = frozenset(
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[^\s.!?]))+[.!?]?")   # "page_size=1000?x" stays one sentence
 _STAFF_NEGATION = re.compile(r"\b(?:not|never|no|cannot|unable|failed to|yet to|until|unless|once|if|when|"
                              r"whether)\b|n't\b", re.IGNORECASE)
-_REPRODUCED = re.compile(r"\breproduc(?:ed|ible)\b|\b(?:was|were) able to reproduce\b", re.IGNORECASE)
+_REPRODUCED = re.compile(r"\breproduc(?:ed|ible)\b|\bable to reproduce\b|\breproduc(?:e|ing) (?:it|this|the)\b"
+                         r"|^repro\b|\brepro (?:on|by)\b", re.IGNORECASE | re.MULTILINE)
+"""A staff reproduction, as the facts read it (the pack's `reproduced` concept), so the two never disagree."""
 _WHEN = (r"(?:today|tonight|tomorrow|this (?:week|weekend|month)|next (?:week|month|release)|"
          r"(?:mon|tues|wednes|thurs|fri|satur|sun)day|end of (?:the )?(?:day|week|month)|\d{4}-\d{2}-\d{2}|"
          r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2}\b|"
@@ -233,7 +235,7 @@ def context_for_case(case: Case, *, other_customers: Iterable[str] = (), publish
         blocked.add(phrase)
 
     staff = [e for e in events if e.author.role in ("agent", "engineer")]
-    reproduced = any(_affirmed(_REPRODUCED, e.body) for e in staff)
+    reproduced = any(_affirmed(_REPRODUCED, e.body) for e in events if e.author.role in ("agent", "engineer", "csm"))
     reproduced = reproduced or any(_affirmed(_REPRODUCED, a.text) for a in case.attachments
                                    if a.kind == "repro_notes")
     fix_confirmed = any(_affirmed(_FIX_FACT, e.body) for e in staff if e.author.role == "engineer")

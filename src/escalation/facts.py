@@ -316,7 +316,9 @@ def extract(ev: Evidence, pack: Pack, index: DocIndex, *, lean: bool = False) ->
     accounts_affected, accounts_fact = _accounts_affected(ev, pack, error_messages, signatures)
 
     # -- reproduction, root cause
-    reproduced = [s for s in matches(C("reproduced"), staff + attach, allow_negated=False)]
+    # a question ("can you verify, since you were able to reproduce it?") reports no reproduction
+    reproduced = [s for s in matches(C("reproduced"), staff + attach, allow_negated=False)
+                  if not s.text.rstrip().endswith("?")]
     repro_notes = [s for s in attach if s.source.attachment_kind == "repro_notes"]
     reproduced_fact = None
     if reproduced or repro_notes:
