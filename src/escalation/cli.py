@@ -12,6 +12,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -22,10 +23,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .case import Case, check_against_pack, load_case
+from .connectors.vendors import EMIT_KINDS, VENDORS, import_files
 from .customer_safe import check_update, context_for_case
 from .engine import run as run_engine
 from .errors import EscalationError, InputError
 from .pack import Pack, load_pack
+from .packet import Packet
 from .render import render_packet
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -112,6 +115,71 @@ def _progress(total: int) -> Progress:
                     TimeRemainingColumn(), console=err, transient=True, disable=total < 2)
 
 
+_IMPORT_PANEL = "Help-desk import (--from)"
+_EMIT_PANEL = "Hand back (--emit)"
+CommentsOpt = Annotated[Path | None, typer.Option("--comments", help="zendesk, jira, bugzilla: the comments file",
+                                                  rich_help_panel=_IMPORT_PANEL)]
+UsersOpt = Annotated[Path | None, typer.Option("--users", help="zendesk: users (roles tell customer from agent)",
+                                               rich_help_panel=_IMPORT_PANEL)]
+OrgOpt = Annotated[Path | None, typer.Option("--org", help="zendesk: the organization (tier, account owner)",
+                                             rich_help_panel=_IMPORT_PANEL)]
+ConversationsOpt = Annotated[Path | None, typer.Option("--conversations", help="freshdesk: the conversations",
+                                                       rich_help_panel=_IMPORT_PANEL)]
+RequesterOpt = Annotated[Path | None, typer.Option("--requester", help="freshdesk: the requester contact",
+                                                   rich_help_panel=_IMPORT_PANEL)]
+CompanyOpt = Annotated[Path | None, typer.Option("--company", help="freshdesk: the company",
+                                                 rich_help_panel=_IMPORT_PANEL)]
+AgentsOpt = Annotated[Path | None, typer.Option("--agents", help="freshdesk: agents (GET /api/v2/agents), for names",
+                                                rich_help_panel=_IMPORT_PANEL)]
+HistoryOpt = Annotated[Path | None, typer.Option("--history", help="bugzilla: the bug history",
+                                                 rich_help_panel=_IMPORT_PANEL)]
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="assess as of this ISO 8601 time (default: the newest event, so an import is repeatable)",
+    rich_help_panel=_IMPORT_PANEL)]
+
+
+def _extras(**files: Path | None) -> dict[str, Path]:
+    return {k: v for k, v in files.items() if v is not None}
+
+
+def _as_of(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--as-of {text!r}: not an ISO 8601 time; write e.g. 2026-03-04T10:00:00Z") from None
+    if at.tzinfo is None:
+        raise InputError(f"--as-of {text!r}: no time zone; add Z or an offset such as +02:00")
+    return at
+
+
+def _warned(load: Callable[[], tuple[Case, list[str]]]) -> Callable[[], Case]:
+    """A loader that prints the importer's mapping warnings on stderr."""
+    def inner() -> Case:
+        case, warnings = load()
+        for w in warnings:
+            err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+        return case
+    return inner
+
+
+def _write_emitted(out: Any, kind: str, packet: Packet, case: Case, *, post: bool, dry_run: bool, one: bool) -> None:
+    """Write (or post) what a vendor accepts; markdown is written as text."""
+    from .connectors import emit as emitters
+    from .connectors import http
+
+    payload = emitters.emit(kind, packet, case)
+    if post:
+        ticket = case.ticket.id if kind == "zendesk-note" else None
+        payload = http.post(kind, payload, ticket=ticket, dry_run=dry_run)
+    if kind == "markdown" and not post:
+        out.write(str(payload.get("text", payload)) if isinstance(payload, dict) else str(payload))
+        out.write("\n")
+    else:
+        out.write(json.dumps(payload, indent=2 if one else None, ensure_ascii=False) + "\n")
+
+
 PolicyOpt = Annotated[Path | None, typer.Option("--policy", "-p", help="policy pack folder (default: bundled Lumen)")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 
@@ -127,31 +195,68 @@ def run(
     tone_check: Annotated[ToneCheckOpt, typer.Option(
         "--tone-check", help="facts: vary tone facts and priority (fast); text: also rewrite the customer's "
                              "messages angrier and calmer and re-run (thorough); off")] = ToneCheckOpt.facts,
+    source: Annotated[str | None, typer.Option(
+        "--from", help="read help-desk exports instead of case files: " + ", ".join(VENDORS),
+        rich_help_panel=_IMPORT_PANEL)] = None,
+    comments: CommentsOpt = None, users: UsersOpt = None, org: OrgOpt = None,
+    conversations: ConversationsOpt = None, requester: RequesterOpt = None, company: CompanyOpt = None,
+    agents: AgentsOpt = None, history: HistoryOpt = None,
+    as_of: AsOfOpt = None,
+    emit: Annotated[str | None, typer.Option(
+        "--emit", help="print what a help desk or chat accepts instead of the packet: " + ", ".join(EMIT_KINDS),
+        rich_help_panel=_EMIT_PANEL)] = None,
+    post: Annotated[bool, typer.Option(
+        "--post", help="send the --emit payload with the vendor's API (credentials from environment variables); "
+                       "a dry run unless --no-dry-run", rich_help_panel=_EMIT_PANEL)] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run/--no-dry-run", help="with --post: show the request instead of sending it",
+        rich_help_panel=_EMIT_PANEL)] = True,
     debug: DebugOpt = False,
 ) -> None:
-    """Produce the escalation packet for each case."""
+    """Produce the escalation packet for each case (or each ticket of a help-desk export, with --from)."""
 
     def body() -> None:
         pack = _load_policy(policy)
-        paths = case_paths(cases)
+        if emit is not None and emit not in EMIT_KINDS:
+            raise InputError(f"--emit {emit}: unknown; choose one of {', '.join(EMIT_KINDS)}")
+        if post and emit is None:
+            raise InputError("--post sends an --emit payload; add --emit zendesk-note, jira-issue or slack")
+        if post and emit == "markdown":
+            raise InputError("--emit markdown is for people to read; nothing to post")
+        extras = _extras(comments=comments, users=users, organization=org, conversations=conversations,
+                         requester=requester, company=company, agents=agents, history=history)
+        loaded: list[tuple[str, Callable[[], Case]]]
+        if source is not None:
+            if len(cases) != 1:
+                raise InputError(f"--from {source}: give one export file (extra files go in --comments, ...)")
+            loaded = [(where, _warned(load)) for where, load in
+                      import_files(source, cases[0], extras, pack, as_of=_as_of(as_of))]
+        else:
+            if extras or as_of:
+                raise InputError("--comments, --users, ... and --as-of go with --from VENDOR")
+            loaded = [(str(p), lambda p=p: _load_case_for(p, pack)) for p in case_paths(cases)]  # type: ignore[misc]
         out = output.open("w", encoding="utf-8") if output else sys.stdout
         console = Console(file=out, soft_wrap=False) if fmt is Format.text else None
         failed_checks = bad_input = 0
         try:
-            with _progress(len(paths)) as progress:
-                task = progress.add_task("escalating", total=len(paths))
-                for path in paths:
+            with _progress(len(loaded)) as progress:
+                task = progress.add_task("escalating", total=len(loaded))
+                for _name, load in loaded:
                     try:
-                        packet = run_engine(_load_case_for(path, pack), pack, tone_check=tone_check.value)
+                        case = load()
+                        packet = run_engine(case, pack, tone_check=tone_check.value)
                     except InputError as e:
-                        if len(paths) == 1:
+                        if len(loaded) == 1:
                             raise
                         bad_input += 1
                         _print_error(e)
                         progress.advance(task)
                         continue
                     failed_checks += packet.needs_review
-                    if fmt is Format.json and len(paths) == 1:
+                    if emit is not None:
+                        _write_emitted(out, emit, packet, case, post=post, dry_run=dry_run,
+                                       one=len(loaded) == 1 and fmt is not Format.jsonl)
+                    elif fmt is Format.json and len(loaded) == 1:
                         out.write(packet.to_json() + "\n")
                     elif fmt in (Format.jsonl, Format.json):
                         out.write(packet.to_json(indent=None) + "\n")
@@ -162,13 +267,99 @@ def run(
         finally:
             if output:
                 out.close()
-        if len(paths) > 1:
-            err.print(f"{len(paths) - bad_input} packets, {failed_checks} need review, {bad_input} bad inputs",
+        if len(loaded) > 1:
+            err.print(f"{len(loaded) - bad_input} packets, {failed_checks} need review, {bad_input} bad inputs",
                       highlight=False)
         if bad_input:
             raise typer.Exit(2)
         if strict and failed_checks:
             raise typer.Exit(1)
+
+    _guard(debug, body)
+
+
+@app.command("import")
+def import_cmd(
+    source: Annotated[str, typer.Argument(help="the help desk: " + ", ".join(VENDORS), metavar="VENDOR")],
+    export: Annotated[Path, typer.Argument(help="the ticket, issue, bug or e-mail file as the vendor's API gives it")],
+    policy: PolicyOpt = None,
+    comments: CommentsOpt = None, users: UsersOpt = None, org: OrgOpt = None,
+    conversations: ConversationsOpt = None, requester: RequesterOpt = None, company: CompanyOpt = None,
+    agents: AgentsOpt = None, history: HistoryOpt = None,
+    as_of: AsOfOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the case(s) here, not stdout")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Turn a help-desk export into escalation-case/1 JSON (JSON lines when it holds several tickets).
+
+    Which vendor field holds the tier, product area, severity or owner is the pack's
+    connectors.yaml; what could not be mapped is a warning on stderr.
+    """
+
+    def body() -> None:
+        pack = _load_policy(policy)
+        extras = _extras(comments=comments, users=users, organization=org, conversations=conversations,
+                         requester=requester, company=company, agents=agents, history=history)
+        loaders = import_files(source, export, extras, pack, as_of=_as_of(as_of))
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        bad = 0
+        try:
+            for _where, load in loaders:
+                try:
+                    case = _warned(load)()
+                except InputError as e:
+                    if len(loaders) == 1:
+                        raise
+                    bad += 1
+                    _print_error(e)
+                    continue
+                data = case.model_dump(mode="json", by_alias=True, exclude_none=True)
+                out.write(json.dumps(data, indent=2 if len(loaders) == 1 else None, ensure_ascii=False) + "\n")
+        finally:
+            if output:
+                out.close()
+        if len(loaders) > 1:
+            err.print(f"{len(loaders) - bad} cases, {bad} bad tickets", highlight=False)
+        if bad:
+            raise typer.Exit(2)
+
+    _guard(debug, body)
+
+
+@app.command("fetch")
+def fetch_cmd(
+    source: Annotated[str, typer.Argument(help="zendesk, jira or freshdesk", metavar="VENDOR")],
+    ticket: Annotated[str, typer.Option("--ticket", "-t", help="ticket id or issue key")],
+    policy: PolicyOpt = None,
+    raw: Annotated[bool, typer.Option("--raw", help="print the vendor's payloads, not the case")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Fetch one ticket from the help desk's API and print it as a case.
+
+    Credentials come from environment variables (ZENDESK_SUBDOMAIN, ZENDESK_EMAIL,
+    ZENDESK_API_TOKEN; JIRA_BASE_URL, JIRA_EMAIL, JIRA_API_TOKEN; FRESHDESK_DOMAIN,
+    FRESHDESK_API_KEY) and are never printed.
+    """
+
+    def body() -> None:
+        from .connectors import http
+        from .connectors.ticket import to_case
+        from .connectors.vendors import parse_payloads
+
+        if source not in ("zendesk", "jira", "freshdesk"):
+            raise InputError(f"fetch {source}: live fetch is for zendesk, jira and freshdesk; export other "
+                             "sources to a file and use `escalate import`")
+        payloads = http.fetch(source, ticket)
+        if raw:
+            print(json.dumps(payloads, indent=2, ensure_ascii=False))
+            return
+        pack = _load_policy(policy)
+        main_key = "issue" if source == "jira" else "ticket"
+        extras = {k: v for k, v in payloads.items() if k != main_key and v is not None}
+        imported = parse_payloads(source, payloads[main_key], extras, source_name=f"{source} {ticket}")
+        case = _warned(lambda: to_case(imported, pack.connectors.for_vendor(source), pack))()
+        print(json.dumps(case.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2,
+                         ensure_ascii=False))
 
     _guard(debug, body)
 
@@ -338,7 +529,7 @@ def policy_schema(out_dir: Annotated[Path, typer.Argument(help="folder to write 
         models: dict[str, Any] = {
             "skill": p.SkillContract, "severity": p.SeverityPolicy, "triggers": p.TriggerPolicy, "sla": p.SlaPolicy,
             "routing": p.Routing, "actions": p.ActionsPolicy, "required_info": p.RequiredInfo,
-            "vocabulary": p.Vocabulary, "language": p.LanguageRules,
+            "vocabulary": p.Vocabulary, "language": p.LanguageRules, "connectors": p.ConnectorConfig,
         }
         for name, model in models.items():
             (out_dir / f"{name}.schema.json").write_text(json.dumps(model.model_json_schema(), indent=1) + "\n")
@@ -477,6 +668,144 @@ def init_cmd(
         console.print("  next: edit context/handbook.md and the YAML files (each section says how), then\n"
                       f"    escalate policy check {dest}\n    escalate policy test {dest}\n"
                       f"    escalate policy release {dest} --approved-by \"{owner}\"", highlight=False)
+
+    _guard(debug, body)
+
+
+DatabaseOpt = Annotated[str | None, typer.Option(
+    "--database", help="database URL (default: $ESCALATE_DATABASE_URL, else sqlite:///escalate.db)")]
+
+
+@app.command("serve")
+def serve_cmd(
+    policy: PolicyOpt = None,
+    database: DatabaseOpt = None,
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
+    sandbox: Annotated[bool, typer.Option(
+        "--sandbox", help="run an unreleased pack as a clearly marked draft")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes")] = 1,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the governed service (FastAPI + uvicorn); the OpenAPI document is at /docs."""
+
+    def body() -> None:
+        import os
+
+        import uvicorn
+
+        from .service import Settings, create_app
+
+        settings = Settings.from_env(database_url=database, policy=policy, sandbox=sandbox or None)
+        # Check everything (database, pack release) before binding the port: errors are one line.
+        create_app(settings)
+        err.print(f"escalate serve: http://{host}:{port}  database {_shown_url(settings.database_url)}  "
+                  f"pack {settings.policy}" + ("  [yellow](sandbox: draft pack)[/]" if settings.sandbox else ""),
+                  highlight=False)
+        os.environ["ESCALATE_DATABASE_URL"] = settings.database_url
+        os.environ["ESCALATE_POLICY"] = str(settings.policy)
+        os.environ["ESCALATE_SANDBOX"] = "1" if settings.sandbox else ""
+        uvicorn.run("escalation.service:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
+
+    _guard(debug, body)
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for display
+        return "<invalid url>"
+
+
+user_app = typer.Typer(no_args_is_help=True, help="People and their API keys for the service.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="the person's login name")],
+    role: Annotated[str, typer.Option("--role", help="a role of the pack's skill contract, or 'integration' "
+                                                     "for help-desk webhooks")],
+    account: Annotated[list[str] | None, typer.Option(
+        "--account", help="an account id this person owns (for own-accounts-only roles); repeat")] = None,
+    policy: PolicyOpt = None,
+    database: DatabaseOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Create a user and print their API key once (only its hash is stored)."""
+
+    def body() -> None:
+        from sqlalchemy.orm import Session
+
+        from . import audit, permissions, store
+
+        pack = _load_policy(policy)
+        roles = permissions.roles(pack)
+        engine = store.connect(database or store.database_url())
+        store.migrate(engine)
+        with Session(engine) as s, s.begin():
+            if store.user_by_name(s, name) is not None:
+                raise InputError(f"user {name!r} exists; choose another name")
+            user, key = store.create_user(s, name, role, account or [], known_roles=roles)
+            audit.append(s, actor="cli", action="user.create", subject=f"user:{name}",
+                         detail={"role": role, "accounts": list(account or [])})
+        err.print(f"created {name} ({role}); API key (shown once):", highlight=False)
+        print(key)
+
+    _guard(debug, body)
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database: DatabaseOpt = None,
+    expect_head: Annotated[str | None, typer.Option(
+        "--expect-head", help="SEQ:HASH recorded earlier (`escalate audit head`), to detect removed newest entries")]
+    = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check that no audit entry was edited or removed; exit 1 with the entries at fault."""
+
+    def body() -> None:
+        from . import audit, store
+
+        expected = None
+        if expect_head:
+            seq, _, digest = expect_head.partition(":")
+            if not seq.isdigit() or len(digest) != 64:
+                raise InputError(f"--expect-head {expect_head!r}: write SEQ:HASH as `escalate audit head` prints it")
+            expected = (int(seq), digest)
+        problems = audit.verify_url(database or store.database_url(), expect_head=expected)
+        for p in problems:
+            err.print(f"[bold red]audit:[/] {escape(p)}", highlight=False, soft_wrap=True)
+        if problems:
+            raise typer.Exit(1)
+        Console().print("[green]audit trail intact[/]")
+
+    _guard(debug, body)
+
+
+@audit_app.command("head")
+def audit_head(database: DatabaseOpt = None, debug: DebugOpt = False) -> None:
+    """Print SEQ:HASH of the newest entry, to keep outside the database."""
+
+    def body() -> None:
+        from sqlalchemy.orm import Session
+
+        from . import audit, store
+
+        engine = store.connect(database or store.database_url())
+        with Session(engine) as s:
+            h = audit.head(s)
+        if h is None:
+            raise InputError("the audit trail is empty")
+        print(f"{h[0]}:{h[1]}")
 
     _guard(debug, body)
 

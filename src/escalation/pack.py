@@ -17,6 +17,7 @@ Layout (each file is documented in `docs/policy-pack.md`):
     required_info.yaml    information needed before an engineering handoff
     vocabulary.yaml       how concepts sound in tickets (unavailable, workaround, …)
     language.yaml         customer-safe language: forbidden patterns, approved phrases
+    connectors.yaml       optional: which help-desk field holds tier, product area, severity, owners
     templates/*.j2        the customer update and the internal summary
     context/              policy handbook, product docs, accounts (cited as sources)
 """
@@ -35,6 +36,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import _cel as cel
+from .connectors.mapping import ConnectorConfig
 from .customer_safe import LanguageRules
 from .errors import PackError
 from .patterns import Matcher, alternation, compile_pattern
@@ -342,6 +344,7 @@ class Pack(_Model):
     handbook_name: str
     docs: dict[str, str]
     accounts: list[Account]
+    connectors: ConnectorConfig = ConnectorConfig()
 
     @property
     def name(self) -> str:
@@ -571,4 +574,6 @@ def load_pack(root: Path) -> Pack:
         required_info=models["required_info.yaml"], vocabulary=models["vocabulary.yaml"],
         language=models["language.yaml"], templates=templates, handbook=handbooks[0].read_text(encoding="utf-8"),
         handbook_name=handbooks[0].name, docs=docs, accounts=_load_accounts(ctx / "accounts.csv"),
+        connectors=_validate(ConnectorConfig, root / "connectors.yaml") if (root / "connectors.yaml").exists()
+        else ConnectorConfig(),
     )
