@@ -171,6 +171,9 @@ def _write_emitted(out: Any, kind: str, packet: Packet, case: Case, *, post: boo
 
     payload = emitters.emit(kind, packet, case)
     if post:
+        if kind == "zendesk-note" and not case.id.startswith("zendesk-"):
+            raise InputError(f"--post zendesk-note: case {case.id} did not come from Zendesk, so there is no "
+                             "Zendesk ticket to add the note to; import it with --from zendesk")
         ticket = case.ticket.id if kind == "zendesk-note" else None
         payload = http.post(kind, payload, ticket=ticket, dry_run=dry_run)
     if kind == "markdown" and not post:

@@ -519,7 +519,9 @@ def list_escalations(s: Session, *, states: Iterable[str] | None = None, account
     if owner is not None:
         q = q.join(PacketRow, PacketRow.id == EscalationRow.current_packet_id).where(
             PacketRow.body["owner"]["team"].as_string() == owner)
-    q = q.order_by(EscalationRow.updated_at.desc(), EscalationRow.id.desc()).offset(offset)
+    # the review queue: the nearest SLA target first, escalations without one after, newest first
+    q = q.order_by(EscalationRow.sla_due_at.asc().nulls_last(), EscalationRow.updated_at.desc(),
+                   EscalationRow.id.desc()).offset(offset)
     if limit is not None:
         q = q.limit(limit)
     return list(s.scalars(q))

@@ -2,7 +2,8 @@
 
 PostgreSQL is the server at ESCALATE_TEST_PG_URL (default: postgres@localhost:5432, trust
 auth). Each PostgreSQL test gets its own database, created and dropped around it; the
-PostgreSQL half is skipped (with the reason) only when that server cannot be reached.
+PostgreSQL half is skipped (with the reason) only when that server cannot be reached, and
+fails instead when ESCALATE_REQUIRE_PG is set (as `.ci/run` does).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'escalate.db'}"
         return
     reason = _pg_unreachable()
+    if reason and os.environ.get("ESCALATE_REQUIRE_PG"):
+        pytest.fail(reason + " (ESCALATE_REQUIRE_PG is set: CI must test PostgreSQL)")
     if reason:
         pytest.skip(reason)
     name = f"esc_test_{uuid.uuid4().hex[:16]}"

@@ -405,3 +405,15 @@ def test_apply_outcome_stores_a_review_decision_with_its_timestamps(engine: Engi
         review = store.apply_outcome(s, esc, approved, actor="ann", action="approve", packet_id=pkt.id, now=later)
         assert esc.state == "approved" and esc.approved_at == later
         assert review.at == later and review.detail == approved.audit_detail
+
+
+def test_the_queue_puts_the_nearest_sla_target_first(engine: Engine, demo_runs: list[Run], lumen: Pack) -> None:
+    with store.sessions(engine).begin() as s:
+        for i, run in enumerate(demo_runs):
+            row, _ = ingest(s, run[0], f"u{i}")
+            record(s, row, run, lumen)
+        rows = store.list_escalations(s)
+        dues = [e.sla_due_at for e in rows]
+        timed = [d for d in dues if d is not None]
+        assert len(timed) >= 2 and timed == sorted(timed)
+        assert dues[:len(timed)] == timed  # escalations without an SLA target come last
