@@ -697,11 +697,12 @@ def serve_cmd(
 
         import uvicorn
 
-        from .service import Settings, create_app
+        from .service import Runtime, Settings
 
         settings = Settings.from_env(database_url=database, policy=policy, sandbox=sandbox or None)
         # Check everything (database, pack release) before binding the port: errors are one line.
-        create_app(settings)
+        # Each server process then records its own pack load in the audit trail.
+        Runtime(settings, record=False).engine.dispose()
         err.print(f"escalate serve: http://{host}:{port}  database {_shown_url(settings.database_url)}  "
                   f"pack {settings.policy}" + ("  [yellow](sandbox: draft pack)[/]" if settings.sandbox else ""),
                   highlight=False)

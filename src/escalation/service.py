@@ -31,8 +31,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from . import audit, permissions, review, signals, store
+from . import audit, console, permissions, review, signals, store
 from .case import Case, check_against_pack, parse_case
 from .connectors.ticket import to_case
 from .connectors.vendors import parse_payloads
@@ -45,6 +46,8 @@ from .release import is_released, released_versions
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_PACK = PACKAGE_DIR / "packs" / "lumen"
 WEBHOOK_SOURCES = ("zendesk", "jira", "freshdesk")
+_JIRA_ENVELOPE = frozenset({"webhookEvent", "timestamp", "user", "comment", "changelog", "issue_event_type_name",
+                            "matchedWebhookIds"})
 _DELIVERY_HEADERS = ("x-zendesk-webhook-invocation-id", "x-atlassian-webhook-identifier", "x-request-id")
 
 
@@ -55,6 +58,8 @@ class Settings:
     database_url: str = store.DEFAULT_URL
     policy: Path = BUNDLED_PACK
     sandbox: bool = False
+    queue: str | None = None
+    """None: run the skill inline (the default); "procrastinate": enqueue for `escalate worker` (PostgreSQL only)."""
     clock: Any = field(default=None, compare=False)
     """A zero-argument function returning an aware datetime (tests); None means the wall clock."""
 
@@ -64,6 +69,7 @@ class Settings:
             "database_url": store.database_url(env),
             "policy": Path(env.get("ESCALATE_POLICY", str(BUNDLED_PACK))),
             "sandbox": env.get("ESCALATE_SANDBOX", "").lower() in ("1", "true", "yes"),
+            "queue": _queue_from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -84,17 +90,29 @@ class Principal:
 class Runtime:
     """What every request shares: the database, the pack and its release status."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, record: bool = True) -> None:
+        """`record=False` only checks (database, migrations, pack release) without an audit entry."""
         self.settings = settings
+        if settings.queue:
+            from .workers import require_postgres
+
+            require_postgres(settings.database_url)
         self.engine: Engine = store.connect(settings.database_url)
         store.migrate(self.engine)
+        self.queue: Any = None
+        """The job queue (`workers.Queue`) when settings.queue is set; None runs the skill inline."""
+        if settings.queue:
+            from .workers import Queue
+
+            self.queue = Queue.attach(self.engine)
         self.pack: Pack = load_pack(settings.policy)
         self.release = is_released(self.pack)
         if self.release is None and not settings.sandbox:
             raise PackError(f"{self.pack.name} {self.pack.version} ({settings.policy}) is not a released version: "
                             f"release it with `escalate policy release {settings.policy} --approved-by NAME`, or "
                             "try it as a draft with `escalate serve --sandbox`")
-        self._record_pack()
+        if record:
+            self._record_pack()
 
     @property
     def pack_status(self) -> str:
@@ -109,6 +127,29 @@ class Runtime:
             except BaseException:
                 s.rollback()
                 raise
+
+    def review_action(self, s: Session, esc: store.EscalationRow, actor: str, role: str, accounts: frozenset[str],
+                      action: str, *, text: str | None = None, level: str | None = None,
+                      reason: str | None = None) -> dict[str, Any]:
+        """One review action for the API and the console alike: decide, persist, audit.
+
+        `review.apply` decides (and raises ReviewError with a status), `store.apply_outcome`
+        persists, `audit.append` records with the actor; the caller's session commits all three.
+        """
+        packet_row = store.get_packet(s, esc.current_packet_id) if esc.current_packet_id else None
+        if packet_row is None:
+            raise review.ReviewError(f"escalation {esc.id} has no packet to review", 409)
+        case_row = store.get_case(s, packet_row.case_id)
+        case = parse_case(case_row.body, where=f"stored case {case_row.id}") if case_row else None
+        outcome = review.apply(review.context_of(esc, packet_row.body), action,
+                               review.Actor(name=actor, role=role, accounts=accounts), self.pack,
+                               text=text, level=level, reason=reason, case=case)
+        now = self.settings.now()
+        store.apply_outcome(s, esc, outcome, actor=actor, action=action, reason=reason, packet_id=packet_row.id,
+                            now=now)
+        audit.append(s, actor=actor, action=f"review.{action}" if action != "send" else "update.send",
+                     subject=f"escalation:{esc.id}", detail={"reason": reason, **outcome.audit_detail})
+        return outcome.summary()
 
     def _record_pack(self) -> None:
         """Append the pack's releases (once each) and this start's pack load to the audit trail."""
@@ -240,6 +281,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             existing = store.find_case(s, source=source, ticket_id=str(case.ticket.id), update_id=update_id)
             if existing is not None:
                 return 200, _ingest_result(s, existing, duplicate=True)
+        if rt.queue is not None:
+            return _enqueue(p, source, case, update_id)
         packet = run_engine(case, rt.pack)
         now = settings.now()
         with rt.session() as s:
@@ -254,26 +297,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _record(s, row, packet, now)
             return 201, _ingest_result(s, row, duplicate=False)
 
+    def _enqueue(p: Principal, source: str, case: Case, update_id: str) -> tuple[int, dict[str, Any]]:
+        """With a queue: store the case, its job and `case.ingest` in one commit, then answer 202.
+
+        The job row is written on the same connection, inside the same transaction, so a crash
+        can never leave a stored case without its job (nor a job without its case).
+        """
+        now = settings.now()
+        with rt.session() as s:
+            row, created = store.ingest_case(s, source=source, ticket_id=str(case.ticket.id), update_id=update_id,
+                                             body=case.model_dump(mode="json", by_alias=True),
+                                             account_id=case.account.id, received_at=now)
+            if not created:
+                return 200, _ingest_result(s, row, duplicate=True)
+            job_id = rt.queue.defer_in(s, row.id, rt.pack, policy=settings.policy, sandbox=settings.sandbox)
+            audit.append(s, actor=p.name, action="case.ingest", subject=f"{source}:{case.ticket.id}",
+                         detail={"case_version": row.version, "update_id": update_id, "case_row": row.id,
+                                 "job": job_id})
+            return 202, {"queued": True, "job_id": job_id, **_ingest_result(s, row, duplicate=False)}
+
     def _record(s: Session, row: store.CaseRow, packet: Packet, now: datetime) -> None:
-        body = packet.model_dump(mode="json", by_alias=True)
-        prow, esc, created = store.record_packet(
-            s, case_row=row, packet=body, pack_name=rt.pack.name, pack_version=rt.pack.version,
-            pack_hash=rt.pack.content_hash, severity=packet.severity.level, checks_passed=not packet.needs_review,
-            triggers=[t.key for t in packet.triggers], product_area=packet.product_area,
-            sla_due_at=datetime.fromisoformat(packet.sla.due_at) if packet.sla else None,
-            draft_update=packet.customer_update, now=now)
-        if created:
-            audit.append(s, actor="skill", action="packet.run", subject=f"escalation:{esc.id}",
-                         detail={"packet": prow.id, "pack": f"{rt.pack.name} {rt.pack.version}",
-                                 "pack_hash": rt.pack.content_hash, "pack_status": rt.pack_status,
-                                 "severity": packet.severity.level, "triggers": [t.key for t in packet.triggers],
-                                 "failed_checks": [c.key for c in packet.checks if not c.passed]})
+        record_run(s, rt.pack, rt.pack_status, row, packet, now)
 
     def _ingest_result(s: Session, row: store.CaseRow, *, duplicate: bool) -> dict[str, Any]:
-        esc = store.escalation_for_case(s, row)
+        """The same answer for a delivery and its retries: the packet this case version produced."""
+        packet = store.packet_for_case(s, row.id, rt.pack.content_hash)
         return {"duplicate": duplicate, "case_version": row.version, "case_row": row.id,
-                "escalated": esc is not None, "escalation_id": esc.id if esc else None,
-                "packet_id": esc.current_packet_id if esc else None}
+                "escalated": packet is not None, "escalation_id": packet.escalation_id if packet else None,
+                "packet_id": packet.id if packet else None}
 
     @app.post("/cases", status_code=201, tags=["ingest"],
               summary="Ingest one escalation-case/1 document; the skill runs when a trigger holds")
@@ -281,8 +332,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         require(p, "ingest")
         raw = await request.body()
-        case = parse_case(_json(raw), where="request body")
-        status, out = ingest(p, "api", case, _update_id(raw, request.headers, idempotency_key))
+
+        def work() -> tuple[int, dict[str, Any]]:
+            case = parse_case(_json(raw), where="request body")
+            return ingest(p, "api", case, _update_id(raw, request.headers, idempotency_key))
+        # the engine and the database calls block: run them off the event loop so requests overlap
+        status, out = await run_in_threadpool(work)
         return JSONResponse(status_code=status, content=out)
 
     @app.post("/webhooks/{vendor}", status_code=201, tags=["ingest"],
@@ -292,6 +347,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"no webhook for {vendor!r}; use one of {', '.join(WEBHOOK_SOURCES)}")
         require(p, "ingest")
         raw = await request.body()
+        status, out = await run_in_threadpool(_webhook, p, vendor, raw, dict(request.headers))
+        return JSONResponse(status_code=status, content=out)
+
+    def _webhook(p: Principal, vendor: str, raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         data = _json(raw)
         if not isinstance(data, dict):
             raise InputError("request body: expected a JSON object with the ticket payloads")
@@ -301,13 +360,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise InputError(f"request body: no {main_key!r}; a {vendor} webhook carries the {main_key} "
                              "(and its comments) as the vendor's API returns them")
         main = data.pop(main_key)
-        if vendor == "jira":
-            data = {k: v for k, v in data.items() if k == "comments"}
-        imported = parse_payloads(vendor, {main_key: main} if vendor != "jira" else main, data,
+        if vendor == "jira":  # Jira's own webhook envelope: the issue carries what we read
+            data = {k: v for k, v in data.items() if k not in _JIRA_ENVELOPE}
+        # only Zendesk's API wraps the ticket ({"ticket": {...}}); Jira and Freshdesk give it bare
+        imported = parse_payloads(vendor, {main_key: main} if vendor == "zendesk" else main, data,
                                   source_name=f"{vendor} webhook")
         case, _warnings = to_case(imported, rt.pack.connectors.for_vendor(vendor), rt.pack, as_of=settings.now())
-        status, out = ingest(p, vendor, case, _update_id(raw, request.headers, update_id))
-        return JSONResponse(status_code=status, content=out)
+        return ingest(p, vendor, case, _update_id(raw, headers, update_id))
 
     # ------------------------------------------------------------ the queue and packets
 
@@ -327,6 +386,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "pack": {"name": rt.pack.name, "version": rt.pack.version, "status": rt.pack_status}}
 
     def _load(s: Session, p: Principal, escalation_id: int, action: str) -> store.EscalationRow:
+        require(p, action)  # a role that may never do this learns nothing, not even whether the id exists
         esc = store.get_escalation(s, escalation_id)
         if esc is None:
             raise HTTPException(404, f"no escalation {escalation_id}")
@@ -376,23 +436,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def _apply(s: Session, esc: store.EscalationRow, p: Principal, action: str, *, text: str | None = None,
                level: str | None = None, reason: str | None = None) -> dict[str, Any]:
-        packet_row = store.get_packet(s, esc.current_packet_id) if esc.current_packet_id else None
-        if packet_row is None:
-            raise HTTPException(409, f"escalation {esc.id} has no packet to review")
-        case_row = store.get_case(s, packet_row.case_id)
-        case = parse_case(case_row.body, where=f"stored case {case_row.id}") if case_row else None
         try:
-            outcome = review.apply(review.context_of(esc, packet_row.body), action,
-                                   review.Actor(name=p.name, role=p.role, accounts=p.accounts), rt.pack,
-                                   text=text, level=level, reason=reason, case=case)
+            return rt.review_action(s, esc, p.name, p.role, p.accounts, action, text=text, level=level,
+                                    reason=reason)
         except review.ReviewError as e:
             raise HTTPException(e.status, str(e)) from None
-        now = settings.now()
-        store.apply_outcome(s, esc, outcome, actor=p.name, action=action, reason=reason,
-                            packet_id=packet_row.id, now=now)
-        audit.append(s, actor=p.name, action=f"review.{action}" if action != "send" else "update.send",
-                     subject=f"escalation:{esc.id}", detail={"reason": reason, **outcome.audit_detail})
-        return outcome.summary()
 
     # ------------------------------------------------------------ governance views
 
@@ -431,7 +479,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.ping(s)
         return {"ok": True, "pack": f"{rt.pack.name} {rt.pack.version}", "status": rt.pack_status}
 
+    console.mount(app, rt)
     return app
+
+
+def record_run(s: Session, pack: Pack, pack_status: str, row: store.CaseRow, packet: Packet, now: datetime,
+               extra: Mapping[str, Any] | None = None) -> tuple[store.PacketRow, bool]:
+    """Store one engine run's packet (idempotent on (case version, pack hash)) and audit `packet.run` once.
+
+    Used by the inline ingest path and by the queue's workers (`extra` adds e.g. the job id to the audit detail).
+    """
+    body = packet.model_dump(mode="json", by_alias=True)
+    prow, esc, created = store.record_packet(
+        s, case_row=row, packet=body, pack_name=pack.name, pack_version=pack.version,
+        pack_hash=pack.content_hash, severity=packet.severity.level, checks_passed=not packet.needs_review,
+        triggers=[t.key for t in packet.triggers], product_area=packet.product_area,
+        sla_due_at=datetime.fromisoformat(packet.sla.due_at) if packet.sla else None,
+        draft_update=packet.customer_update, now=now)
+    if created:
+        audit.append(s, actor="skill", action="packet.run", subject=f"escalation:{esc.id}",
+                     detail={"packet": prow.id, "pack": f"{pack.name} {pack.version}",
+                             "pack_hash": pack.content_hash, "pack_status": pack_status,
+                             "severity": packet.severity.level, "triggers": [t.key for t in packet.triggers],
+                             "failed_checks": [c.key for c in packet.checks if not c.passed], **(extra or {})})
+    return prow, created
+
+
+def _queue_from_env(env: Mapping[str, str]) -> str | None:
+    from .workers import queue_backend
+
+    return queue_backend(env.get("ESCALATE_QUEUE", ""))
 
 
 def _json(raw: bytes) -> Any:

@@ -483,6 +483,11 @@ def escalation_for_case(s: Session, case_row: CaseRow) -> EscalationRow | None:
     return get_escalation_by_ticket(s, case_row.source, case_row.ticket_id)
 
 
+def packet_for_case(s: Session, case_id: int, pack_hash: str) -> PacketRow | None:
+    """The packet one case version produced under one pack (at most one: the job key)."""
+    return s.scalar(select(PacketRow).where(PacketRow.case_id == case_id, PacketRow.pack_hash == pack_hash))
+
+
 def get_packet(s: Session, packet_id: int) -> PacketRow | None:
     return s.get(PacketRow, packet_id)
 

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from conftest import escalate
 
 FIX = Path(__file__).parent / "fixtures"
