@@ -688,9 +688,12 @@ def serve_cmd(
     sandbox: Annotated[bool, typer.Option(
         "--sandbox", help="run an unreleased pack as a clearly marked draft")] = False,
     workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes")] = 1,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="try it out: the bundled demo cases in escalate-demo.db, one user per role (keys printed), "
+                       "the pack as a sandbox draft if it is not released")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run the governed service (FastAPI + uvicorn); the OpenAPI document is at /docs."""
+    """Run the governed service (FastAPI + uvicorn); the OpenAPI document is at /docs, the console at /ui."""
 
     def body() -> None:
         import os
@@ -699,7 +702,16 @@ def serve_cmd(
 
         from .service import Runtime, Settings
 
-        settings = Settings.from_env(database_url=database, policy=policy, sandbox=sandbox or None)
+        if demo:
+            from .release import is_released
+
+            database_url = database or os.environ.get("ESCALATE_DATABASE_URL") or "sqlite:///escalate-demo.db"
+            unreleased = is_released(_load_policy(policy)) is None
+            settings = Settings.from_env(database_url=database_url, policy=policy, sandbox=(sandbox or unreleased)
+                                         or None)
+            _seed_demo(settings, host, port)
+        else:
+            settings = Settings.from_env(database_url=database, policy=policy, sandbox=sandbox or None)
         # Check everything (database, pack release) before binding the port: errors are one line.
         # Each server process then records its own pack load in the audit trail.
         Runtime(settings, record=False).engine.dispose()
@@ -713,6 +725,50 @@ def serve_cmd(
                     log_level="warning")
 
     _guard(debug, body)
+
+
+def _seed_demo(settings: Any, host: str, port: int) -> None:
+    """On an empty database: one user per role (keys printed once) and the bundled demo cases, ingested
+    through the API itself, so the queue, the packets and the audit trail are real."""
+    import warnings
+
+    from rich.table import Table
+
+    with warnings.catch_warnings():  # starlette's notice about its httpx-based client, not ours to act on
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from . import permissions, store
+    from .service import create_app
+
+    app = create_app(settings)
+    rt = app.state.runtime
+    paths = sorted(DEMO_CASES.glob("*.case.json"))
+    with rt.session() as s:
+        if store.user_by_name(s, "integration") is not None:
+            err.print("demo data already loaded (delete the database file to start over); the keys were printed "
+                      "when it was created", highlight=False)
+            rt.engine.dispose()
+            return
+        first_account = load_case(paths[0]).account.id if paths else ""
+        keys = {}
+        for role in permissions.roles(rt.pack):
+            accounts = [first_account] if permissions.restricted(rt.pack, role) else []
+            _, keys[role] = store.create_user(s, role, role, accounts)
+    client = TestClient(app)
+    for path in paths:
+        r = client.post("/cases", content=path.read_bytes(),
+                        headers={"Authorization": f"Bearer {keys['integration']}", "Idempotency-Key": path.name})
+        if r.status_code >= 300:
+            raise InputError(f"{path.name}: the service refused the demo case: {r.text}")
+    rt.engine.dispose()
+    table = Table(title=f"demo users (sign in at http://{host}:{port}/ui; keys are shown only now)")
+    table.add_column("user = role")
+    table.add_column("API key", overflow="fold")
+    for role, key in keys.items():
+        table.add_row(role, key)
+    Console(stderr=True).print(table)
+    err.print(f"{len(paths)} demo cases ingested", highlight=False)
 
 
 def _shown_url(url: str) -> str:
@@ -812,6 +868,106 @@ def audit_head(database: DatabaseOpt = None, debug: DebugOpt = False) -> None:
         print(f"{h[0]}:{h[1]}")
 
     _guard(debug, body)
+
+
+
+@app.command("worker")
+def worker_cmd(
+    policy: PolicyOpt = None,
+    database: DatabaseOpt = None,
+    sandbox: Annotated[bool, typer.Option(
+        "--sandbox", help="run an unreleased pack as a clearly marked draft")] = False,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", help="jobs at once in this process (default: $ESCALATE_WORKER_CONCURRENCY, else 1)")]
+    = None,
+    queue_name: Annotated[str | None, typer.Option(
+        "--queue-name", help="procrastinate queue (default: $ESCALATE_QUEUE_NAME, else escalation)")] = None,
+    burst: Annotated[bool, typer.Option(
+        "--burst", help="exit once the queue is empty instead of waiting for new jobs")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run a queue worker: run the skill on enqueued case versions (PostgreSQL; see docs/scale-out.md)."""
+
+    def body() -> None:
+        import logging
+
+        from .workers import WorkerConfig, run_worker
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        cfg = WorkerConfig.from_env(database_url=database, policy=policy, sandbox=sandbox or None,
+                                    concurrency=concurrency, queue_name=queue_name)
+        if cfg.concurrency < 1:
+            raise InputError("--concurrency must be at least 1")
+
+        def ready() -> None:
+            err.print(f"escalate worker {cfg.name}: queue {cfg.queue_name}  concurrency {cfg.concurrency}  "
+                      f"database {_shown_url(cfg.database_url)}  pack {cfg.policy}"
+                      + ("  [yellow](sandbox: draft pack)[/]" if cfg.sandbox else ""), highlight=False)
+
+        run_worker(cfg, wait=not burst, on_ready=ready)
+
+    _guard(debug, body)
+
+
+@app.command("backfill")
+def backfill_cmd(
+    since: Annotated[str, typer.Option("--since", help="enqueue case versions received from this date "
+                                                      "(YYYY-MM-DD, UTC, or an ISO 8601 time)")],
+    pack_version: Annotated[str | None, typer.Option(
+        "--pack", help="the pack version to run (must be the version of --policy)", metavar="VERSION")] = None,
+    policy: PolicyOpt = None,
+    database: DatabaseOpt = None,
+    sandbox: Annotated[bool, typer.Option(
+        "--sandbox", help="run an unreleased pack as a clearly marked draft")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="case versions per batch (one commit each)")]
+    = 500,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="ignore the cursor of an earlier run with the same pack and date")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Enqueue every stored case version since a date for the workers; resumable, never overwrites packets."""
+
+    def body() -> None:
+        import os
+        from datetime import UTC
+
+        from . import store
+        from .release import is_released
+        from .workers import Queue, backfill, require_postgres
+
+        text = since.strip()
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"--since {since!r}: write a date (2026-03-01) or an ISO 8601 time") from None
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        url = database or store.database_url()
+        require_postgres(url)
+        sandboxed = sandbox or os.environ.get("ESCALATE_SANDBOX", "").lower() in ("1", "true", "yes")
+        policy_dir = policy or Path(os.environ.get("ESCALATE_POLICY", str(BUNDLED_PACK)))
+        pack = load_pack(policy_dir)
+        if pack_version is not None and pack.version != pack_version:
+            raise InputError(f"--pack {pack_version}: {policy_dir} holds {pack.name} {pack.version}; "
+                             "point --policy at the folder of that version")
+        if not sandboxed and is_released(pack) is None:
+            raise InputError(f"{pack.name} {pack.version} ({policy_dir}) is not released: release it with "
+                             f"`escalate policy release {policy_dir} --approved-by NAME`, or use --sandbox")
+        engine = store.connect(url)
+        store.migrate(engine)
+        queue = Queue.attach(engine)
+        with _progress(2) as bar:
+            task = bar.add_task("enqueueing", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            rep = backfill(engine, queue, pack, policy=policy_dir, sandbox=sandboxed, since=at,
+                           batch_size=batch_size, restart=restart, progress=progress)
+        engine.dispose()
+        resumed = f" (resumed after case row {rep.resumed_from})" if rep.resumed_from else ""
+        err.print(f"backfill {pack.name} {pack.version} ({pack.content_hash[:19]}) since {at.isoformat()}: "
+                  f"{rep.enqueued} enqueued, {rep.skipped} already done or queued, {rep.scanned}/{rep.total} "
+                  f"scanned{resumed} in {rep.seconds:.1f} s; cursor {rep.cursor}", highlight=False)
 
 
 def main() -> None:
