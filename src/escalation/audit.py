@@ -33,7 +33,7 @@ GENESIS = "0" * 64
 AUDIT_LOCK = 0x45534341  # "ESCA": pg_advisory_xact_lock key serializing appends
 
 ACTIONS = ("case.ingest", "packet.run", "review.start", "review.edit", "review.approve", "review.reject",
-           "review.override", "update.send", "pack.release", "pack.load", "user.create")
+           "review.override", "update.send", "update.post", "pack.release", "pack.load", "user.create")
 """The actions the service records (others are accepted: the trail must never refuse to record)."""
 
 

@@ -60,6 +60,10 @@ class Settings:
     sandbox: bool = False
     queue: str | None = None
     """None: run the skill inline (the default); "procrastinate": enqueue for `escalate worker` (PostgreSQL only)."""
+    send_via: str | None = None
+    """"zendesk": sending an approved update also posts it as a public reply on its Zendesk ticket."""
+    transport: Any = field(default=None, compare=False)
+    """An httpx transport for the help-desk API (tests inject a mock); None means the network."""
     clock: Any = field(default=None, compare=False)
     """A zero-argument function returning an aware datetime (tests); None means the wall clock."""
 
@@ -150,6 +154,26 @@ class Runtime:
         audit.append(s, actor=actor, action=f"review.{action}" if action != "send" else "update.send",
                      subject=f"escalation:{esc.id}", detail={"reason": reason, **outcome.audit_detail})
         return outcome.summary()
+
+    def post_reply(self, s: Session, esc: store.EscalationRow, actor: str) -> dict[str, Any] | None:
+        """With ESCALATE_SEND_VIA=zendesk, post the sent update as the public reply on its Zendesk ticket.
+
+        Called inside the send transaction: if the help desk refuses, the error propagates, the
+        session rolls back and the escalation stays approved (nothing is marked sent that was not).
+        """
+        if self.settings.send_via is None:
+            return None
+        if self.settings.send_via != "zendesk":
+            raise InputError(f"ESCALATE_SEND_VIA={self.settings.send_via!r}: only 'zendesk' can post replies")
+        if esc.source != "zendesk":
+            return {"posted": False, "reason": f"the ticket came from {esc.source}, not Zendesk; send it there"}
+        from .connectors import http
+
+        text = esc.final_update or esc.draft_update or ""
+        result = http.post_approved_reply(esc.ticket_id, text, transport=self.settings.transport)
+        audit.append(s, actor=actor, action="update.post", subject=f"escalation:{esc.id}",
+                     detail={"via": "zendesk", "ticket": esc.ticket_id, "status": result.get("status")})
+        return {"posted": True, "via": "zendesk", "status": result.get("status")}
 
     def _record_pack(self) -> None:
         """Append the pack's releases (once each) and this start's pack load to the audit trail."""
@@ -432,7 +456,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with rt.session() as s:
             esc = _load(s, p, escalation_id, "send")
             outcome = _apply(s, esc, p, "send", reason=body.note if body else None)
-            return {"escalation": _escalation_view(esc, internal=True), "outcome": outcome}
+            posted = rt.post_reply(s, esc, p.name)
+            return {"escalation": _escalation_view(esc, internal=True), "outcome": outcome, "posted": posted}
 
     def _apply(s: Session, esc: store.EscalationRow, p: Principal, action: str, *, text: str | None = None,
                level: str | None = None, reason: str | None = None) -> dict[str, Any]:

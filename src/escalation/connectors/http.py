@@ -47,6 +47,8 @@ _JIRA_KEY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]{1,20})$")
 class RemoteError(EscalationError):
     """The vendor's API refused or failed a request; the message has the status and the vendor's reason."""
 
+    status = 502  # for the service: the help desk, not the caller, failed
+
 
 def _require(env: Mapping[str, str], names: tuple[str, ...], what: str) -> dict[str, str]:
     """The named variables, or one InputError naming exactly the ones that are not set."""
@@ -387,6 +389,16 @@ def _plan(kind: str, payload: dict[str, Any], ticket: str | None,
         host = _host_part(sub, "zendesk.com", "ZENDESK_SUBDOMAIN") if sub else "{ZENDESK_SUBDOMAIN}"
         missing = [n for n in ("ZENDESK_SUBDOMAIN", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN") if not get(n)]
         return "zendesk", "PUT", f"https://{host}.zendesk.com/api/v2/tickets/{tid}.json", note, missing
+    if kind == "zendesk-approved-reply":
+        comment = payload.get("ticket", {}).get("comment") if isinstance(payload.get("ticket"), dict) else None
+        if not isinstance(comment, dict) or comment.get("public") is not True or not comment.get("body"):
+            raise InputError("zendesk-approved-reply: expected {ticket: {comment: {body, public: true}}} built from "
+                             "an approved customer update")
+        tid = _ticket_id("zendesk", ticket)
+        sub = get("ZENDESK_SUBDOMAIN")
+        host = _host_part(sub, "zendesk.com", "ZENDESK_SUBDOMAIN") if sub else "{ZENDESK_SUBDOMAIN}"
+        missing = [n for n in ("ZENDESK_SUBDOMAIN", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN") if not get(n)]
+        return "zendesk", "PUT", f"https://{host}.zendesk.com/api/v2/tickets/{tid}.json", payload, missing
     if kind == "jira-issue":
         if not isinstance(payload.get("fields"), dict):
             raise InputError("jira-issue: the payload has no fields; pass what `emit('jira-issue', ...)` returns")
@@ -408,6 +420,17 @@ def _plan(kind: str, payload: dict[str, Any], ticket: str | None,
     if kind == "markdown":
         raise InputError("markdown is for people to read; nothing to post")
     raise InputError(f"post {kind!r}: unknown kind; choose one of {', '.join(POST_KINDS)}")
+
+
+def post_approved_reply(ticket: str, text: str, *, env: Mapping[str, str] = os.environ,
+                        transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+    """Post an approved, verified customer update as a public Zendesk reply.
+
+    Only the service's send step calls this, after a person approved the text and the
+    customer-safe check passed on it; the CLI can only post internal notes.
+    """
+    payload = {"ticket": {"comment": {"body": text, "public": True}}}
+    return post("zendesk-approved-reply", payload, ticket=ticket, env=env, transport=transport, dry_run=False)
 
 
 def post(kind: str, payload: dict[str, Any], *, ticket: str | None, env: Mapping[str, str] = os.environ,
