@@ -275,7 +275,7 @@ def test_search_result_with_one_issue_and_vendor_table() -> None:
     ({"fields": {"summary": "x"}}, "no 'key'"),
     ({"key": "SUP-1", "fields": {"created": "2026-03-04T10:15:30.000+0000"}}, "fields.summary is missing"),
     ({"key": "SUP-1", "fields": {"summary": "x"}}, "fields.created"),
-    ({"key": "SUP-1", "fields": {"summary": "x", "created": "04/Mar/26 10:15"}}, "not a Jira timestamp"),
+    ({"key": "SUP-1", "fields": {"summary": "x", "created": "04/Mar/26 10:15"}}, "not an ISO 8601 timestamp"),
     ({"key": "SUP-1", "fields": {"summary": "x", "created": "2026-03-04T10:15:30"}}, "no time zone"),
 ])
 def test_wrong_files_give_a_clear_error(payload: Any, words: str) -> None:

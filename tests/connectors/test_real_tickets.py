@@ -12,7 +12,6 @@ import json
 import re
 import sys
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,9 @@ HADOOP_CSV = TICKETS / "gitbugs_cc_by" / "hadoop" / "hadoop_bugs.csv"
 HADOOP_TRACES = TICKETS / "gitbugs_cc_by" / "hadoop_bugs_with_stacktraces.jsonl"
 SAMPLE_ROWS = 200
 
+sys.path.insert(0, str(ROOT / "bench"))
+from import_real_tickets import hadoop_issue  # noqa: E402 - the wrapping is the benchmark's, shared, not copied
+
 _FRAME = re.compile(r"^\s*at [\w$.<>/]+\([\w$.]*(?::\d+)?\)\s*$")
 
 
@@ -44,34 +46,6 @@ def need(path: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent (the shared data folder is not next to the repository)")
     return path
-
-
-def jira_time(gitbugs: str) -> str:
-    """GitBugs' "15/Sep/21 08:34" (Jira's export format, time zone not stated: taken as UTC) in API form."""
-    return datetime.strptime(gitbugs.strip(), "%d/%b/%y %H:%M").strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
-def hadoop_issue(row: dict[str, str]) -> dict[str, Any]:
-    """A GitBugs Hadoop row (CSV columns or the JSON-lines keys) wrapped as a Jira API v2 issue."""
-    def col(*names: str) -> str:
-        return next((row[n] for n in names if row.get(n)), "")
-    issue_id = col("Issue id", "issue_id")
-    versions = [v.strip() for v in col("Affects Version/s", "affects_versions").split(",") if v.strip()]
-    resolution = col("Resolution", "resolution")
-    return {
-        "id": issue_id,
-        "key": f"HADOOP-{issue_id}",
-        "fields": {
-            "summary": col("Summary", "summary"),
-            "description": col("Description", "description") or None,
-            "status": {"name": col("Status", "status")},
-            "priority": {"name": col("Priority", "priority")},
-            "resolution": {"name": resolution} if resolution else None,
-            "versions": [{"name": v} for v in versions],
-            "created": jira_time(col("Created", "created")),
-            "issuetype": {"name": "Bug"},
-        },
-    }
 
 
 def read_hadoop_csv(limit: int | None = None) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InputError
-from .ticket import ImportedTicket
+from .ticket import ImportedTicket, api_time
 
 SOURCE = "bugzilla"
 _BUG_HINT = "pass the JSON of GET /rest/bug/{id}"
@@ -42,17 +42,7 @@ def _other_vendor(obj: dict[str, Any]) -> str | None:
 
 
 def _time(value: Any, where: str) -> datetime:
-    """An aware datetime from Bugzilla's ISO 8601 UTC timestamps ("2017-08-10T06:22:54Z")."""
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: expected a timestamp such as 2026-03-04T10:15:30Z, got {value!r}")
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{where}: {value!r} is not an ISO 8601 timestamp; "
-                         "pass the JSON exactly as the Bugzilla REST API returned it") from None
-    if dt.tzinfo is None:
-        raise InputError(f"{where}: timestamp {value!r} has no time zone; the Bugzilla REST API writes them with Z")
-    return dt
+    return api_time(value, where, "Bugzilla REST API", "2026-03-04T10:15:30Z")
 
 
 def _same(a: Any, b: Any) -> bool:

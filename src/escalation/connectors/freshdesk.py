@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from .text import html_to_text
-from .ticket import ImportedTicket
+from .ticket import ImportedTicket, api_time
 
 SOURCE = "freshdesk"
 STATUSES = {2: "open", 3: "pending", 4: "resolved", 5: "closed"}
@@ -35,17 +35,7 @@ def _kind(value: Any) -> str:
 
 
 def _time(value: Any, where: str) -> datetime:
-    """An aware datetime from the API's ISO 8601 text; a clear error instead of a naive or garbled time."""
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: expected an ISO 8601 timestamp such as 2026-10-05T14:00:00Z, got {value!r}")
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{where}: {value!r} is not an ISO 8601 timestamp; "
-                         "pass the JSON exactly as the Freshdesk API returned it") from None
-    if dt.tzinfo is None:
-        raise InputError(f"{where}: timestamp {value!r} has no time zone; the Freshdesk API writes them with Z")
-    return dt
+    return api_time(value, where, "Freshdesk API", "2026-10-05T14:00:00Z")
 
 
 def _int(value: Any) -> int | None:

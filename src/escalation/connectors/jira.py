@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InputError
-from .ticket import ImportedTicket
+from .ticket import ImportedTicket, api_time
 
 SOURCE = "jira"
 _ISSUE_HINT = "pass the JSON of GET /rest/api/2/issue/{key}?expand=changelog (or /rest/api/3/...)"
@@ -57,20 +57,7 @@ def _time(value: Any, where: str) -> datetime:
         value = value.get("iso8601") or value.get("jira") or value.get("epochMillis")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: expected a timestamp such as 2026-03-04T10:15:30.000+0000, got {value!r}")
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
-        except ValueError:
-            raise InputError(f"{where}: {value!r} is not a Jira timestamp; "
-                             "pass the JSON exactly as the Jira API returned it") from None
-    if dt.tzinfo is None:
-        raise InputError(f"{where}: timestamp {value!r} has no time zone; the Jira API writes them with +0000")
-    return dt
+    return api_time(value, where, "Jira API", "2026-03-04T10:15:30.000+0000")
 
 
 def _ids(user: Any) -> set[str]:

@@ -43,6 +43,20 @@ class ImportedTicket:
     warnings: list[str] = field(default_factory=list)
 
 
+def api_time(value: Any, where: str, api: str, example: str = "2026-03-04T10:15:30Z") -> datetime:
+    """An aware datetime from a vendor API's ISO 8601 text; a clear error instead of a naive or garbled time."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: expected a timestamp such as {example}, got {value!r}")
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{where}: {value!r} is not an ISO 8601 timestamp; "
+                         f"pass the JSON exactly as the {api} returned it") from None
+    if dt.tzinfo is None:
+        raise InputError(f"{where}: timestamp {value!r} has no time zone; the {api} writes them with Z or an offset")
+    return dt
+
+
 def _slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-") or "unknown"
 

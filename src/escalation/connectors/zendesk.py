@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InputError
 from .text import html_to_text, looks_like_html
-from .ticket import ImportedTicket
+from .ticket import ImportedTicket, api_time
 
 SOURCE = "zendesk"
 _PRIORITIES = ("low", "normal", "high", "urgent")
@@ -42,17 +42,7 @@ def _other_vendor(obj: dict[str, Any]) -> str | None:
 
 
 def _time(value: Any, where: str) -> datetime:
-    """An aware datetime from the API's ISO 8601 text; a clear error instead of a naive or garbled time."""
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: expected an ISO 8601 timestamp such as 2026-10-05T14:00:00Z, got {value!r}")
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{where}: {value!r} is not an ISO 8601 timestamp; "
-                         "pass the JSON exactly as the Zendesk API returned it") from None
-    if dt.tzinfo is None:
-        raise InputError(f"{where}: timestamp {value!r} has no time zone; the Zendesk API writes them with Z")
-    return dt
+    return api_time(value, where, "Zendesk API", "2026-10-05T14:00:00Z")
 
 
 def _text(comment: dict[str, Any]) -> str:
