@@ -3,7 +3,6 @@ ingested through the JSON API and one user per Lumen role."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from escalation import store
 from escalation.service import Settings, create_app
+from pg import give_conftest_back
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "src" / "escalation" / "demo"
@@ -27,13 +27,7 @@ OWN_ACCOUNT = "acc-1018"  # Nakatomi Trading, the account of demo case 01
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Give `conftest` back to tests/conftest.py (this folder is not a package; see tests/service/conftest.py)."""
-    top = ROOT / "tests" / "conftest.py"
-    for plugin in config.pluginmanager.get_plugins():
-        path = getattr(plugin, "__file__", None)
-        if path and Path(path).resolve() == top:
-            sys.modules["conftest"] = plugin  # type: ignore[assignment]
-            return
+    give_conftest_back(config)
 
 
 @dataclass

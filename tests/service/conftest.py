@@ -8,55 +8,24 @@ fails instead when ESCALATE_REQUIRE_PG is set (as `.ci/run` does).
 
 from __future__ import annotations
 
-import os
-import sys
-import uuid
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
 from escalation import store
 from escalation.case import Case, load_case
 from escalation.engine import run
 from escalation.pack import Pack, load_pack
+from pg import fresh_pg_database, give_conftest_back
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = os.environ.get("ESCALATE_TEST_PG_URL", "postgresql+psycopg://postgres@localhost:5432/postgres")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Give `conftest` back to tests/conftest.py.
-
-    pytest imports every conftest.py outside a package as the module `conftest`, so loading
-    this one would make other tests' `from conftest import ...` find this file instead.
-    """
-    top = ROOT / "tests" / "conftest.py"
-    for plugin in config.pluginmanager.get_plugins():
-        path = getattr(plugin, "__file__", None)
-        if path and Path(path).resolve() == top:
-            sys.modules["conftest"] = plugin  # type: ignore[assignment]
-            return
-
-
-@cache
-def _pg_unreachable() -> str | None:
-    """Why PostgreSQL cannot be used (None when it can); asked once per test run."""
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as e:
-        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-        return f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)} unreachable: {first}"
-    finally:
-        engine.dispose()
-    return None
+    give_conftest_back(config)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -65,21 +34,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'escalate.db'}"
         return
-    reason = _pg_unreachable()
-    if reason and os.environ.get("ESCALATE_REQUIRE_PG"):
-        pytest.fail(reason + " (ESCALATE_REQUIRE_PG is set: CI must test PostgreSQL)")
-    if reason:
-        pytest.skip(reason)
-    name = f"esc_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

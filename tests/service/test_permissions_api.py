@@ -23,28 +23,24 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 
 from escalation import permissions, store
 from escalation.service import Settings, create_app
 from escalation.store import AuditRow, CaseRow, EscalationRow, PacketRow, ReviewRow
+from pg import fresh_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "src" / "escalation" / "demo"
 FIX = ROOT / "tests" / "connectors" / "fixtures"
-PG_ADMIN_URL = os.environ.get("ESCALATE_TEST_PG_URL", "postgresql+psycopg://postgres@localhost:5432/postgres")
 
 OWN_ACCOUNT = "acc-1018"  # Nakatomi Trading: the account of demo case 01, which every fresh escalation copies
 OTHER_ACCOUNT = "acc-1014"  # Massive Dynamic (demo case 02): the other account owner's only account
@@ -119,39 +115,14 @@ SUCCESS = {"POST /cases": 201, "POST /webhooks/zendesk": 201, "POST /webhooks/ji
 # ---------------------------------------------------------------- one service per database
 
 
-@cache
-def _pg_unreachable() -> str | None:
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as e:
-        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-        return f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)} unreachable: {first}"
-    finally:
-        engine.dispose()
-    return None
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Like conftest's `db_url`, but one database for the whole module (the matrix has 144 cells)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('perm') / 'escalate.db'}"
         return
-    reason = _pg_unreachable()
-    if reason:
-        pytest.skip(reason)
-    name = f"esc_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_pg_database() as url:
+        yield url
 
 
 _tickets = itertools.count(910_000)
