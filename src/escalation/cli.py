@@ -942,7 +942,7 @@ def backfill_cmd(
             raise InputError(f"--since {since!r}: write a date (2026-03-01) or an ISO 8601 time") from None
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         url = database or store.database_url()
-        require_postgres(url)
+        require_postgres(url, "escalate backfill")
         sandboxed = sandbox or os.environ.get("ESCALATE_SANDBOX", "").lower() in ("1", "true", "yes")
         policy_dir = policy or Path(os.environ.get("ESCALATE_POLICY", str(BUNDLED_PACK)))
         pack = load_pack(policy_dir)
@@ -967,7 +967,9 @@ def backfill_cmd(
         resumed = f" (resumed after case row {rep.resumed_from})" if rep.resumed_from else ""
         err.print(f"backfill {pack.name} {pack.version} ({pack.content_hash[:19]}) since {at.isoformat()}: "
                   f"{rep.enqueued} enqueued, {rep.skipped} already done or queued, {rep.scanned}/{rep.total} "
-                  f"scanned{resumed} in {rep.seconds:.1f} s; cursor {rep.cursor}", highlight=False)
+                  f"scanned{resumed} in {rep.seconds:.1f} s; cursor {rep.cursor}", highlight=False, soft_wrap=True)
+
+    _guard(debug, body)
 
 
 def main() -> None:
