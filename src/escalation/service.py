@@ -300,14 +300,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ------------------------------------------------------------ ingestion
 
     def ingest(p: Principal, source: str, case: Case, update_id: str) -> tuple[int, dict[str, Any]]:
+        """Store one delivery and run the skill on it (inline) or enqueue it (with a queue).
+
+        Inline, the engine runs before the write transaction (no lock held while it works); with
+        a queue the case, its job and `case.ingest` commit together, so a crash can never leave a
+        stored case without its job (nor a job without its case), and the answer is 202.
+        """
         check_against_pack(case, [a.key for a in rt.pack.routing.areas], f"{source} ticket {case.ticket.id}")
         with rt.session() as s:
             existing = store.find_case(s, source=source, ticket_id=str(case.ticket.id), update_id=update_id)
             if existing is not None:
                 return 200, _ingest_result(s, existing, duplicate=True)
-        if rt.queue is not None:
-            return _enqueue(p, source, case, update_id)
-        packet = run_engine(case, rt.pack)
+        packet = run_engine(case, rt.pack) if rt.queue is None else None
         now = settings.now()
         with rt.session() as s:
             row, created = store.ingest_case(s, source=source, ticket_id=str(case.ticket.id), update_id=update_id,
@@ -315,30 +319,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              account_id=case.account.id, received_at=now)
             if not created:
                 return 200, _ingest_result(s, row, duplicate=True)
-            audit.append(s, actor=p.name, action="case.ingest", subject=f"{source}:{case.ticket.id}",
-                         detail={"case_version": row.version, "update_id": update_id, "case_row": row.id})
+            detail: dict[str, Any] = {"case_version": row.version, "update_id": update_id, "case_row": row.id}
+            if rt.queue is not None:
+                detail["job"] = rt.queue.defer_in(s, row.id, rt.pack, policy=settings.policy, sandbox=settings.sandbox)
+            audit.append(s, actor=p.name, action="case.ingest", subject=f"{source}:{case.ticket.id}", detail=detail)
+            if packet is None:
+                return 202, {"queued": True, "job_id": detail["job"], **_ingest_result(s, row, duplicate=False)}
             if packet.triggers:
                 _record(s, row, packet, now)
             return 201, _ingest_result(s, row, duplicate=False)
-
-    def _enqueue(p: Principal, source: str, case: Case, update_id: str) -> tuple[int, dict[str, Any]]:
-        """With a queue: store the case, its job and `case.ingest` in one commit, then answer 202.
-
-        The job row is written on the same connection, inside the same transaction, so a crash
-        can never leave a stored case without its job (nor a job without its case).
-        """
-        now = settings.now()
-        with rt.session() as s:
-            row, created = store.ingest_case(s, source=source, ticket_id=str(case.ticket.id), update_id=update_id,
-                                             body=case.model_dump(mode="json", by_alias=True),
-                                             account_id=case.account.id, received_at=now)
-            if not created:
-                return 200, _ingest_result(s, row, duplicate=True)
-            job_id = rt.queue.defer_in(s, row.id, rt.pack, policy=settings.policy, sandbox=settings.sandbox)
-            audit.append(s, actor=p.name, action="case.ingest", subject=f"{source}:{case.ticket.id}",
-                         detail={"case_version": row.version, "update_id": update_id, "case_row": row.id,
-                                 "job": job_id})
-            return 202, {"queued": True, "job_id": job_id, **_ingest_result(s, row, duplicate=False)}
 
     def _record(s: Session, row: store.CaseRow, packet: Packet, now: datetime) -> None:
         record_run(s, rt.pack, rt.pack_status, row, packet, now)
