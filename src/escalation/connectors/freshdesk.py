@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InputError
-from .text import html_to_text
+from .text import attachment_lines, html_to_text
 from .ticket import ImportedTicket, api_time
 
 SOURCE = "freshdesk"
@@ -48,27 +48,13 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _attachment_lines(attachments: Any) -> list[str]:
-    """One metadata line an attachment: what was attached is evidence even though the content is not read."""
-    lines = []
-    for att in attachments if isinstance(attachments, list) else []:
-        if not isinstance(att, dict):
-            continue
-        name = att.get("name") or att.get("file_name") or f"attachment {att.get('id', '?')}"
-        ctype = att.get("content_type") or "unknown type"
-        size = att.get("size")
-        lines.append(f"[attachment: {name} ({ctype}, {size} bytes)]" if isinstance(size, int)
-                     else f"[attachment: {name} ({ctype})]")
-    return lines
-
-
 def _body(obj: dict[str, Any], text_key: str, html_key: str) -> str:
     """The plain text Freshdesk keeps beside the HTML, else the HTML made readable, then attachment lines."""
     text = obj.get(text_key)
     if not isinstance(text, str) or not text.strip():
         html = obj.get(html_key)
         text = html_to_text(html) if isinstance(html, str) else ""
-    parts = [text.strip(), "\n".join(_attachment_lines(obj.get("attachments")))]
+    parts = [text.strip(), "\n".join(attachment_lines(obj.get("attachments")))]
     return "\n\n".join(p for p in parts if p)
 
 

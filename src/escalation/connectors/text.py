@@ -7,11 +7,14 @@ reads, not markup: paragraphs and list items on their own lines, code blocks kep
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bs4 import BeautifulSoup
 
 _BLOCK = ("p", "div", "br", "li", "tr", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "table")
-_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>|</[a-zA-Z][a-zA-Z0-9]*\s*>")
+_TAG = re.compile(r"</?(?:p|div|br|span|a|b|i|u|strong|em|ul|ol|li|table|tr|td|th|pre|code|blockquote|h[1-6]|img)"
+                  r"\b[^<>]*>", re.IGNORECASE)
+"""Real HTML tags only: plain text such as `List<Record>` or `<none>` in a log line is not markup."""
 
 
 def looks_like_html(text: str) -> bool:
@@ -53,3 +56,17 @@ def is_binary(data: bytes | str) -> bool:
             return True
         bad = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
     return bool(sample) and bad / len(sample) > 0.1
+
+
+def attachment_lines(attachments: Any) -> list[str]:
+    """One metadata line an attachment: what was attached is evidence even though the content is not read."""
+    lines = []
+    for att in attachments if isinstance(attachments, list) else []:
+        if not isinstance(att, dict):
+            continue
+        name = att.get("file_name") or att.get("name") or f"attachment {att.get('id', '?')}"
+        ctype = att.get("content_type") or "unknown type"
+        size = att.get("size")
+        lines.append(f"[attachment: {name} ({ctype}, {size} bytes)]" if isinstance(size, int)
+                     else f"[attachment: {name} ({ctype})]")
+    return lines

@@ -9,19 +9,16 @@ stays internal, so the customer update can never quote it.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from ..errors import InputError
-from .text import html_to_text, looks_like_html
+from .text import attachment_lines, html_to_text, looks_like_html
 from .ticket import ImportedTicket, api_time
 
 SOURCE = "zendesk"
 _PRIORITIES = ("low", "normal", "high", "urgent")
 _STAFF_ROLES = ("agent", "admin")
-_HTML_TAG = re.compile(r"</?(?:p|div|br|span|a|b|i|u|strong|em|ul|ol|li|table|tr|td|th|pre|code|blockquote|h[1-6]|img)"
-                       r"\b[^<>]*>", re.IGNORECASE)
 _TICKET_HINT = "pass the JSON of GET /api/v2/tickets/{id}.json"
 _COMMENTS_HINT = "pass the JSON of GET /api/v2/tickets/{id}/comments.json as --comments"
 
@@ -50,24 +47,10 @@ def _text(comment: dict[str, Any]) -> str:
     for key in ("plain_body", "body", "html_body"):
         raw = comment.get(key)
         if isinstance(raw, str) and raw.strip():
-            if key == "html_body" or (looks_like_html(raw) and _HTML_TAG.search(raw)):
+            if key == "html_body" or looks_like_html(raw):
                 return html_to_text(raw)
             return raw.strip()
     return ""
-
-
-def _attachment_lines(attachments: Any) -> list[str]:
-    """One metadata line an attachment: what was attached is evidence even though the content is not read."""
-    lines = []
-    for att in attachments if isinstance(attachments, list) else []:
-        if not isinstance(att, dict):
-            continue
-        name = att.get("file_name") or att.get("name") or f"attachment {att.get('id', '?')}"
-        ctype = att.get("content_type") or "unknown type"
-        size = att.get("size")
-        lines.append(f"[attachment: {name} ({ctype}, {size} bytes)]" if isinstance(size, int)
-                     else f"[attachment: {name} ({ctype})]")
-    return lines
 
 
 def _unwrap_ticket(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -244,7 +227,7 @@ def parse(ticket: Any, *, comments: Any | None = None, users: Any | None = None,
         public = c.get("public")
         if not isinstance(public, bool):
             warnings.append(f"comment {cid}: no 'public' flag; kept internal so it is never quoted to the customer")
-        body = "\n\n".join(part for part in [_text(c), "\n".join(_attachment_lines(c.get("attachments")))] if part)
+        body = "\n\n".join(part for part in [_text(c), "\n".join(attachment_lines(c.get("attachments")))] if part)
         events.append({
             "id": f"zd-comment-{cid}",
             "at": _time(c["created_at"], f"Zendesk comments[{i}] (id {cid}): created_at"),
@@ -263,7 +246,7 @@ def parse(ticket: Any, *, comments: Any | None = None, users: Any | None = None,
             "at": created,
             "author": {"name": str((requester or {}).get("name") or f"user {requester_id}"), "role": "customer"},
             "visibility": "public",
-            "body": html_to_text(description) if _HTML_TAG.search(description) else description.strip(),
+            "body": html_to_text(description),
         })
 
     priority = obj.get("priority")
