@@ -123,14 +123,11 @@ class Runtime:
         return "released" if self.release is not None else "draft (sandbox)"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as s:
-            try:
-                yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
+    def session(self, *, read: bool = False) -> Iterator[Session]:
+        """One transaction, committed on success. `read=True` for pure reads: on SQLite they then do
+        not take the write lock (store.read_only), so the queue and packet pages never wait on ingestion."""
+        with store.sessions(store.read_only(self.engine) if read else self.engine).begin() as s:
+            yield s
 
     def review_action(self, s: Session, esc: store.EscalationRow, actor: str, role: str, accounts: frozenset[str],
                       action: str, *, text: str | None = None, level: str | None = None,
@@ -253,7 +250,7 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
     if not key:
         raise HTTPException(401, "send an API key: `Authorization: Bearer KEY` (create one with "
                                  "`escalate user add NAME --role ROLE`)", headers={"WWW-Authenticate": "Bearer"})
-    with rt.session() as s:
+    with rt.session(read=True) as s:
         user = store.user_by_api_key(s, key)
         if user is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
@@ -307,7 +304,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stored case without its job (nor a job without its case), and the answer is 202.
         """
         check_against_pack(case, [a.key for a in rt.pack.routing.areas], f"{source} ticket {case.ticket.id}")
-        with rt.session() as s:
+        with rt.session(read=True) as s:
             existing = store.find_case(s, source=source, ticket_id=str(case.ticket.id), update_id=update_id)
             if existing is not None:
                 return 200, _ingest_result(s, existing, duplicate=True)
@@ -390,7 +387,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         require(p, "list")
         internal = permissions.allowed(rt.pack, p.role, "read_internal").allowed
         restricted = permissions.restricted(rt.pack, p.role)
-        with rt.session() as s:
+        with rt.session(read=True) as s:
             rows = store.list_escalations(
                 s, states=[state] if state else None, severity=severity, trigger=trigger,
                 product_area=product_area, owner=owner,
@@ -408,7 +405,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/escalations/{escalation_id}", tags=["review"], summary="A packet with its history")
     def get_escalation(escalation_id: int, p: Caller) -> dict[str, Any]:
-        with rt.session() as s:
+        with rt.session(read=True) as s:
             esc = _load(s, p, escalation_id, "read")
             internal = permissions.allowed(rt.pack, p.role, "read_internal", account_id=esc.account_id,
                                            user_accounts=p.accounts).allowed
@@ -461,7 +458,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/signals", tags=["monitoring"], summary="Monitoring signals computed from stored data")
     def get_signals(p: Caller) -> dict[str, Any]:
         require(p, "signals")
-        with rt.session() as s:
+        with rt.session(read=True) as s:
             return signals.compute(s, rt.pack)
 
     @app.get("/metrics", tags=["monitoring"], summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -473,7 +470,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/audit", tags=["governance"], summary="The audit trail and whether its chain is intact")
     def get_audit(p: Caller, limit: int = 200) -> dict[str, Any]:
         require(p, "audit_read")
-        with rt.session() as s:
+        with rt.session(read=True) as s:
             problems = audit.verify(s)
             return {"intact": not problems, "problems": problems,
                     "entries": [e.as_dict() for e in audit.entries(s, limit=limit, newest_first=True)]}
@@ -489,7 +486,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["monitoring"], summary="Liveness and database reachability (no auth)")
     def healthz() -> dict[str, Any]:
-        with rt.session() as s:
+        with rt.session(read=True) as s:
             store.ping(s)
         return {"ok": True, "pack": f"{rt.pack.name} {rt.pack.version}", "status": rt.pack_status}
 

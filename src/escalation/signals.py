@@ -107,7 +107,7 @@ class _SignalCollector(Collector):
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
-        with self.runtime.session() as s:
+        with self.runtime.session(read=True) as s:
             sig = compute(s, self.runtime.pack)
         yield from _families(sig)
 
