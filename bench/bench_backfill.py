@@ -30,8 +30,6 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import httpx  # noqa: E402
+from bench_service import create_user, escalate_cmd, free_port, kill_group, stop_group  # noqa: E402
 from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -167,17 +166,6 @@ def drop_db(name: str) -> None:
     eng.dispose()
 
 
-def escalate_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "escalate"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "escalation.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Proc:
     """An `escalate` subprocess in its own process group: start, kill -9, stop, RSS."""
 
@@ -198,22 +186,10 @@ class Proc:
 
     def kill9(self) -> None:
         assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc, timeout=20)
 
     def rss_mb(self) -> float:
         """VmRSS of the process group (uvicorn may fork) in MiB."""
@@ -344,7 +320,7 @@ def wait_workers(engine: Engine, n: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with engine.connect() as c:
-            if c.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar() >= n:
+            if c.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar_one() >= n:
                 return
         time.sleep(0.2)
     raise RuntimeError(f"{n} workers did not register within {timeout} s")
@@ -384,14 +360,6 @@ def throughput(template: str, n: int, n_workers: int, tmp: Path, concurrency: in
 
 
 # ---------------------------------------------------------------- fault test
-
-
-def create_user(url: str) -> str:
-    r = subprocess.run([*escalate_cmd(), "user", "add", "bench-api", "--role", "integration", "--database", url],
-                       capture_output=True, text=True, cwd=ROOT)
-    if r.returncode != 0:
-        raise RuntimeError(f"escalate user add failed: {r.stderr}")
-    return r.stdout.strip().splitlines()[-1]
 
 
 def wait_healthy(port: int, proc: Proc, timeout: float = 60) -> None:

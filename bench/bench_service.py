@@ -125,6 +125,28 @@ def escalate_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "escalation.cli"]
 
 
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """kill -9 a process started with start_new_session=True and everything it forked, then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """SIGTERM the process group, kill -9 it if it does not stop in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+    except ProcessLookupError:
+        pass
+
+
 class Server:
     """`escalate serve` in its own process group, restartable on the same port."""
 
@@ -158,22 +180,10 @@ class Server:
     def kill(self) -> None:
         """kill -9 the whole process group (uvicorn and any worker) and reap it."""
         assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc)
 
     def tail(self, n: int = 20) -> str:
         try:
