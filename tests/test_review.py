@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from escalation import review, store
 from escalation.case import Case, load_case
+from escalation.customer_safe import context_for_case
 from escalation.engine import run
 from escalation.errors import EscalationError
 from escalation.pack import Pack, load_pack
@@ -179,7 +180,7 @@ def test_leaking_edit_is_saved_but_blocks_approve_until_fixed(packet: Packet, lu
 
 def test_edit_check_uses_the_case_context(packet: Packet, lumen: Pack, case: Case) -> None:
     """With the case, names seen only in internal notes are caught too; without it only the patterns run."""
-    internal_only = sorted(review.context_for_case(case, other_customers=[
+    internal_only = sorted(context_for_case(case, other_customers=[
         a.name for a in lumen.accounts if a.id != case.account.id]).blocked_names)
     name = next(n for n in internal_only if len(n.split()) >= 2)
     text = f"{name} is looking into this for you."

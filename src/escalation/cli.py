@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .case import Case, check_against_pack, load_case
 from .connectors.vendors import EMIT_KINDS, VENDORS, import_files
-from .customer_safe import check_update, context_for_case
+from .customer_safe import check_for_case
 from .engine import run as run_engine
 from .errors import EscalationError, InputError
 from .pack import Pack, load_pack
@@ -418,11 +418,7 @@ def check_update_cmd(
     def body() -> None:
         pack = _load_policy(policy)
         text = _read_draft(draft)
-        ctx = None
-        if case is not None:
-            c: Case = load_case(case)
-            ctx = context_for_case(c, other_customers=[a.name for a in pack.accounts if a.id != c.account.id])
-        findings = check_update(text, pack.language, ctx)
+        findings = check_for_case(text, pack.language, load_case(case) if case is not None else None, pack.accounts)
         if as_json:
             print(json.dumps([f.__dict__ for f in findings], indent=1, ensure_ascii=False))
         else:

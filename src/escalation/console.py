@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import audit, permissions, review, signals, store
 from .case import Case, parse_case
-from .customer_safe import Finding, check_update, context_for_case
+from .customer_safe import Finding, check_for_case
 from .evidence import Source, collect
 
 if TYPE_CHECKING:
@@ -448,16 +448,12 @@ class _PacketView:
 
 
 def _findings_json(findings: Iterable[Finding]) -> list[dict[str, Any]]:
-    return [{"rule": f.rule, "section": f.section, "words": f.words, "message": f.message, "start": f.start,
-             "end": f.end} for f in findings]
+    return [asdict(f) for f in findings]
 
 
 def _update_findings(c: Console, case: Case | None, text: str) -> list[Finding]:
     """The customer-safe check the review rules run (`review.apply` does the same for edit, approve, send)."""
-    ctx = None
-    if case is not None:
-        ctx = context_for_case(case, other_customers=[a.name for a in c.rt.pack.accounts if a.id != case.account.id])
-    return check_update(text, c.rt.pack.language, ctx)
+    return check_for_case(text, c.rt.pack.language, case, c.rt.pack.accounts)
 
 
 def _marked(text: str, findings: Iterable[Finding]) -> list[tuple[str, bool]]:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -260,6 +260,16 @@ class Finding:
     start: int
     end: int
     words: str
+
+
+def check_for_case(text: str, rules: LanguageRules, case: Case | None = None,
+                   accounts: Iterable[Any] = ()) -> list[Finding]:
+    """The customer-safe check of a draft for a case: with the case, its internal names and notes and
+    the pack's other customers (`accounts`: anything with `id` and `name`) are off limits too."""
+    ctx = None
+    if case is not None:
+        ctx = context_for_case(case, other_customers=[a.name for a in accounts if a.id != case.account.id])
+    return check_update(text, rules, ctx)
 
 
 # Overlapping findings report one problem; the more specific kind wins (a name over a pattern,

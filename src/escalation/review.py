@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from .case import Case
-from .customer_safe import Finding, check_update, context_for_case
+from .customer_safe import Finding, check_for_case
 from .errors import EscalationError
 from .pack import Pack
 from .packet import Packet
@@ -200,7 +200,7 @@ class Outcome:
         out: dict[str, Any] = {"action": self.action, "from": self.state_before, "to": self.state}
         if self.update_passes is not None:
             out["update_passes"] = self.update_passes
-            out["findings"] = [_finding_json(f) for f in self.findings]
+            out["findings"] = [asdict(f) for f in self.findings]
         if self.direction is not None:
             out.update(direction=self.direction, from_level=self.from_level, to_level=self.to_level)
         if self.edit_distance is not None:
@@ -258,15 +258,7 @@ def _required(value: str | None, what: str, action: str) -> str:
 
 
 def _findings(text: str, pack: Pack, case: Case | None) -> list[Finding]:
-    ctx = None
-    if case is not None:
-        ctx = context_for_case(case, other_customers=[a.name for a in pack.accounts if a.id != case.account.id])
-    return check_update(text, pack.language, ctx)
-
-
-def _finding_json(f: Finding) -> dict[str, Any]:
-    return {"rule": f.rule, "section": f.section, "words": f.words, "message": f.message,
-            "start": f.start, "end": f.end}
+    return check_for_case(text, pack.language, case, pack.accounts)
 
 
 def describe_findings(findings: Sequence[Finding]) -> str:
@@ -309,7 +301,7 @@ def apply(ctx: ReviewContext, action: str, actor: Actor, pack: Pack, *, text: st
         found = _findings(new, pack, case)
         dist = edit_distance(ctx.draft_update, new)
         return outcome({"final_update": new}, findings=tuple(found), update_passes=not found, edit_distance=dist,
-                       detail={"findings": [_finding_json(f) for f in found], "update_passes": not found,
+                       detail={"findings": [asdict(f) for f in found], "update_passes": not found,
                                "edit_distance": dist})
 
     if action == "approve":

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from .assessment import Assessment, evaluate_rules
-from .customer_safe import check_update, context_for_case
+from .customer_safe import check_for_case
 from .evidence import Evidence
 from .pack import Pack
 from .packet import Check, Claim
@@ -74,8 +74,7 @@ def check_public_only(ev: Evidence, claims: list[Claim]) -> Check:
 
 
 def check_customer_safe(ev: Evidence, pack: Pack, update: str) -> Check:
-    ctx = context_for_case(ev.case, other_customers=[a.name for a in pack.accounts if a.id != ev.case.account.id])
-    findings = check_update(update, pack.language, ctx)
+    findings = check_for_case(update, pack.language, ev.case, pack.accounts)
     return Check(key="update_customer_safe", passed=not findings,
                  details=[f"{f.rule} ({f.section}): {f.words!r} — {f.message}" for f in findings])
 
