@@ -346,8 +346,7 @@ def fetch_cmd(
 
     def body() -> None:
         from .connectors import http
-        from .connectors.ticket import to_case
-        from .connectors.vendors import parse_payloads
+        from .connectors.vendors import case_from_payloads
 
         if source not in ("zendesk", "jira", "freshdesk"):
             raise InputError(f"fetch {source}: live fetch is for zendesk, jira and freshdesk; export other "
@@ -359,8 +358,8 @@ def fetch_cmd(
         pack = _load_policy(policy)
         main_key = "issue" if source == "jira" else "ticket"
         extras = {k: v for k, v in payloads.items() if k != main_key and v is not None}
-        imported = parse_payloads(source, payloads[main_key], extras, source_name=f"{source} {ticket}")
-        case = _warned(lambda: to_case(imported, pack.connectors.for_vendor(source), pack))()
+        case = _warned(lambda: case_from_payloads(source, payloads[main_key], extras, pack,
+                                                  source_name=f"{source} {ticket}"))()
         print(json.dumps(case.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2,
                          ensure_ascii=False))
 

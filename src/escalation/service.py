@@ -35,8 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from . import audit, console, permissions, review, signals, store
 from .case import Case, check_against_pack, parse_case
-from .connectors.ticket import to_case
-from .connectors.vendors import parse_payloads
+from .connectors.vendors import case_from_payloads
 from .engine import run as run_engine
 from .errors import EscalationError, InputError, PackError
 from .pack import Pack, load_pack
@@ -373,9 +372,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if vendor == "jira":  # Jira's own webhook envelope: the issue carries what we read
             data = {k: v for k, v in data.items() if k not in _JIRA_ENVELOPE}
         # only Zendesk's API wraps the ticket ({"ticket": {...}}); Jira and Freshdesk give it bare
-        imported = parse_payloads(vendor, {main_key: main} if vendor == "zendesk" else main, data,
-                                  source_name=f"{vendor} webhook")
-        case, _warnings = to_case(imported, rt.pack.connectors.for_vendor(vendor), rt.pack, as_of=settings.now())
+        case, _warnings = case_from_payloads(vendor, {main_key: main} if vendor == "zendesk" else main, data,
+                                             rt.pack, as_of=settings.now(), source_name=f"{vendor} webhook")
         return ingest(p, vendor, case, _update_id(raw, headers, update_id))
 
     # ------------------------------------------------------------ the queue and packets

@@ -13,7 +13,7 @@ import pytest
 from escalation.connectors import jira
 from escalation.connectors.mapping import VendorMapping
 from escalation.connectors.ticket import ImportedTicket, to_case
-from escalation.connectors.vendors import parse_payloads
+from escalation.connectors.vendors import case_from_payloads
 from escalation.engine import run
 from escalation.errors import InputError
 from escalation.pack import Pack
@@ -257,9 +257,10 @@ def test_comments_file_overrides_embedded_comments() -> None:
     assert jira.parse(load("issue_v3_jsm.json"), comments=load("comments_v3.json")["comments"]).events == full.events
 
 
-def test_search_result_with_one_issue_and_vendor_table() -> None:
-    via_table = parse_payloads("jira", {"issues": [load("issue_v2.json")]}, {})
-    assert via_table.events == v2().events
+def test_search_result_with_one_issue_and_vendor_table(pack: Pack) -> None:
+    via_table, _ = case_from_payloads("jira", {"issues": [load("issue_v2.json")]}, {}, pack)
+    assert sorted((e.id, e.body) for e in via_table.ticket.events) == sorted(
+        (e["id"], e["body"]) for e in v2().events)  # the case orders events by time
 
 
 # ---------------------------------------------------------------- wrong input

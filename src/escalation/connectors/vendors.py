@@ -98,8 +98,8 @@ def _records(name: str, data: Any) -> list[Any]:
     return [data]
 
 
-def parse_payloads(name: str, main: Any, extras: dict[str, Any], *, staff_domains: list[str] | None = None,
-                   source_name: str = "input") -> ImportedTicket:
+def _parse(name: str, main: Any, extras: dict[str, Any], *, staff_domains: list[str],
+           source_name: str) -> ImportedTicket:
     """Run one vendor's importer over decoded payloads (or raw bytes for e-mail)."""
     v = vendor(name)
     unknown = sorted(set(extras) - set(v.extras))
@@ -121,7 +121,16 @@ def parse_payloads(name: str, main: Any, extras: dict[str, Any], *, staff_domain
     from . import email
     if not isinstance(main, bytes):
         raise InputError(f"{source_name}: an e-mail importer takes the raw message bytes")
-    return email.parse(main, name=source_name, staff_domains=list(staff_domains or []))
+    return email.parse(main, name=source_name, staff_domains=staff_domains)
+
+
+def case_from_payloads(name: str, main: Any, extras: dict[str, Any], pack: Pack, *, as_of: datetime | None = None,
+                       source_name: str = "input") -> tuple[Case, list[str]]:
+    """One ticket's decoded payloads (raw bytes for e-mail) as a case under the pack's field mapping, with the
+    mapping's warnings: the one way in for files, live fetches and webhooks."""
+    mapping = pack.connectors.for_vendor(vendor(name).name)
+    imported = _parse(name, main, extras, staff_domains=list(mapping.staff_email_domains), source_name=source_name)
+    return to_case(imported, mapping, pack, as_of=as_of)
 
 
 def import_files(name: str, main: Path, extras: dict[str, Path], pack: Pack, *,
@@ -131,18 +140,12 @@ def import_files(name: str, main: Path, extras: dict[str, Path], pack: Pack, *,
     Each loader returns the case and the mapping warnings, or raises InputError naming the
     file and record, so one bad ticket in a large export does not stop the others.
     """
-    v = vendor(name)
-    mapping = pack.connectors.for_vendor(v.name)
+    vendor(name)
     if name == "email":
         if extras:
             raise InputError("email takes no supplementary files: the thread is the .mbox or .eml file")
         raw = read_bytes(main)
-
-        def load_email() -> tuple[Case, list[str]]:
-            imported = parse_payloads(name, raw, {}, staff_domains=mapping.staff_email_domains,
-                                      source_name=main.name)
-            return to_case(imported, mapping, pack, as_of=as_of)
-        return [(str(main), load_email)]
+        return [(str(main), lambda: case_from_payloads(name, raw, {}, pack, as_of=as_of, source_name=main.name))]
     loaded = {k: read_json(p) for k, p in extras.items()}
     records = _records(name, read_json(main))
     if len(records) > 1 and loaded:
@@ -152,9 +155,9 @@ def import_files(name: str, main: Path, extras: dict[str, Path], pack: Pack, *,
     def loader(record: Any, where: str) -> Callable[[], tuple[Case, list[str]]]:
         def load() -> tuple[Case, list[str]]:
             try:
-                return to_case(parse_payloads(name, record, loaded, source_name=where), mapping, pack, as_of=as_of)
+                return case_from_payloads(name, record, loaded, pack, as_of=as_of, source_name=where)
             except InputError as e:
                 raise InputError(f"{where}: {e}") from None
         return load
-    return [(f"{main}" + (f" record {i + 1}" if len(records) > 1 else ""), loader(r, f"{main}" + (
-        f" record {i + 1}" if len(records) > 1 else ""))) for i, r in enumerate(records)]
+    wheres = [f"{main} record {i + 1}" if len(records) > 1 else str(main) for i in range(len(records))]
+    return [(where, loader(r, where)) for where, r in zip(wheres, records, strict=True)]
