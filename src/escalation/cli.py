@@ -176,9 +176,8 @@ def _write_emitted(out: Any, kind: str, packet: Packet, case: Case, *, post: boo
                              "Zendesk ticket to add the note to; import it with --from zendesk")
         ticket = case.ticket.id if kind == "zendesk-note" else None
         payload = http.post(kind, payload, ticket=ticket, dry_run=dry_run)
-    if kind == "markdown" and not post:
-        out.write(str(payload.get("text", payload)) if isinstance(payload, dict) else str(payload))
-        out.write("\n")
+    if kind == "markdown":  # for people to read (run refuses --post with it)
+        out.write(payload["text"] + "\n")
     else:
         out.write(json.dumps(payload, indent=2 if one else None, ensure_ascii=False) + "\n")
 
