@@ -23,6 +23,12 @@ def pack() -> Pack:
     return load_pack(PACK_DIR)
 
 
+@pytest.fixture(scope="session")
+def lumen(pack: Pack) -> Pack:
+    """The bundled Lumen pack, by name, for tests that use several packs or read better naming it."""
+    return pack
+
+
 def demo_case_paths() -> list[Path]:
     return sorted(DEMO_DIR.glob("*.case.json"))
 

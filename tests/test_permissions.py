@@ -14,11 +14,6 @@ from escalation.permissions import ACTIONS, INTEGRATION, Decision, PermissionsEr
 PACKS = Path(permissions.__file__).parent / "packs"
 
 
-@pytest.fixture(scope="module")
-def lumen() -> Pack:
-    return load_pack(PACKS / "lumen")
-
-
 def _with_roles(pack: Pack, roles: list[Role]) -> Pack:
     return pack.model_copy(update={"skill": pack.skill.model_copy(update={"roles": roles})})
 

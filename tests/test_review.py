@@ -17,7 +17,7 @@ from escalation.case import Case, load_case
 from escalation.customer_safe import context_for_case
 from escalation.engine import run
 from escalation.errors import EscalationError
-from escalation.pack import Pack, load_pack
+from escalation.pack import Pack
 from escalation.packet import Packet
 from escalation.review import ACTIONS, STATES, Actor, Outcome, ReviewContext, ReviewError, apply, diff, edit_distance
 
@@ -29,11 +29,6 @@ SUPPORT = Actor(name="ann", role="support")
 TRIAGE = Actor(name="eng", role="engineering_triage")
 OWNER_OF_CASE = Actor(name="olga", role="account_owner", accounts=frozenset({"acc-1018"}))
 OWNER_OF_OTHER = Actor(name="otto", role="account_owner", accounts=frozenset({"acc-1019"}))
-
-
-@pytest.fixture(scope="module")
-def lumen() -> Pack:
-    return load_pack(SRC / "packs" / "lumen")
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,14 @@ from escalation.connectors.mapping import VendorMapping
 from escalation.connectors.ticket import to_case
 from escalation.engine import run
 from escalation.errors import InputError
-from escalation.pack import Pack, load_pack
+from escalation.pack import Pack
 
 FIXTURES = Path(__file__).parent / "fixtures" / "email"
-LUMEN = Path(__file__).resolve().parents[2] / "src" / "escalation" / "packs" / "lumen"
 STAFF = ["lumen.example"]
 
 
 def load(name: str, staff: list[str] | None = None) -> object:
     return parse((FIXTURES / name).read_bytes(), name=name, staff_domains=STAFF if staff is None else staff)
-
-
-@pytest.fixture(scope="module")
-def lumen() -> Pack:
-    return load_pack(LUMEN)
 
 
 def test_quoted_history_and_signature_are_folded_away() -> None:

@@ -20,7 +20,7 @@ import pytest
 from escalation.connectors import bugzilla, jira
 from escalation.connectors.ticket import to_case
 from escalation.engine import run
-from escalation.pack import Pack, load_pack
+from escalation.pack import Pack
 from escalation.packet import Packet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,11 +35,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from import_real_tickets import hadoop_issue  # noqa: E402 - the wrapping is the benchmark's, shared, not copied
 
 _FRAME = re.compile(r"^\s*at [\w$.<>/]+\([\w$.]*(?::\d+)?\)\s*$")
-
-
-@pytest.fixture(scope="module")
-def lumen() -> Pack:
-    return load_pack(ROOT / "src" / "escalation" / "packs" / "lumen")
 
 
 def need(path: Path) -> Path:

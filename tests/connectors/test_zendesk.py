@@ -14,7 +14,7 @@ from escalation.connectors.ticket import ImportedTicket, to_case
 from escalation.connectors.zendesk import parse
 from escalation.engine import run
 from escalation.errors import InputError
-from escalation.pack import Pack, load_pack
+from escalation.pack import Pack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,11 +49,6 @@ def full() -> ImportedTicket:
 
 def event(t: ImportedTicket, comment_id: int) -> dict[str, Any]:
     return next(e for e in t.events if e["id"] == f"zd-comment-{comment_id}")
-
-
-@pytest.fixture(scope="module")
-def lumen() -> Pack:
-    return load_pack(ROOT / "src" / "escalation" / "packs" / "lumen")
 
 
 # ---------------------------------------------------------------- events

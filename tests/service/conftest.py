@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from escalation import store
 from escalation.case import Case, load_case
 from escalation.engine import run
-from escalation.pack import Pack, load_pack
+from escalation.pack import Pack
 from pg import fresh_pg_database, give_conftest_back
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,11 +45,6 @@ def engine(db_url: str) -> Iterator[Engine]:
     store.migrate(eng)
     yield eng
     eng.dispose()
-
-
-@pytest.fixture(scope="session")
-def lumen() -> Pack:
-    return load_pack(ROOT / "src" / "escalation" / "packs" / "lumen")
 
 
 @pytest.fixture(scope="session")
